@@ -1,0 +1,44 @@
+// Run-time services shared by every kernel family: CPU features, the dispatch table, threads.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "lowbit/kernels.h"
+
+namespace lowbit {
+
+// ISA vocabulary, lowest first. The same names are used for folders, namespaces, CMake targets,
+// lb.available_isas() and LOWBIT_ISA.
+enum class Isa : int { kScalar = 0, kAvx2, kAvx512, kAvx512Vnni, kNeon, kCount };
+const char* isa_name(Isa isa);
+
+struct CpuFeatures {
+  bool avx2 = false, fma = false, f16c = false, bmi2 = false;
+  bool avx512f = false, avx512bw = false, avx512dq = false, avx512vl = false, avx512vnni = false;
+  bool os_avx = false, os_avx512 = false;  // XGETBV: the OS saves YMM / ZMM and opmask state
+  bool neon = false;
+  std::string vendor, brand;
+};
+const CpuFeatures& cpu_features();
+std::vector<std::string> cpu_flag_names();  // the flags above that are set
+
+// Paths that were compiled in, that this CPU has and whose registers the OS saves.
+std::vector<Isa> available_isas();
+// Throws std::invalid_argument (ValueError in Python) for an unknown or unavailable name.
+void set_isa(const std::string& name);  // "auto" picks the best available
+Isa active_isa();
+// One atomic load; a kernel call uses one table from start to end, never mixing ISAs.
+const KernelTable& active_table();
+const KernelTable& table_for(Isa isa);
+
+// Thread pool of the package's own. parallel_for runs fn(i) for i in [0, n) on up to
+// get_num_threads() threads, the caller included; it returns when all are done. Work is split
+// by index only, so results never depend on the thread count. Concurrent callers (several Python
+// threads with the GIL released) are safe: a call that finds the pool busy runs inline.
+void parallel_for(int64_t n, const std::function<void(int64_t)>& fn);
+void set_num_threads(int n);
+int get_num_threads();
+
+}  // namespace lowbit

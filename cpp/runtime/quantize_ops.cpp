@@ -1,0 +1,240 @@
+// Segment drivers for the quantization kernels (see quantize_ops.h). Every element is computed
+// independently, so the split over threads never changes a bit of the result.
+#include "lowbit/quantize_ops.h"
+
+#include <algorithm>
+#include <atomic>
+#include <limits>
+#include <vector>
+
+#include "lowbit/runtime.h"
+
+namespace lowbit {
+namespace {
+
+// Below this many elements a job runs on the calling thread: waking workers costs more.
+constexpr int64_t kMinTask = 1 << 16;
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Splits [0, total) into tasks of whole multiples of `align` and runs fn(begin, end) on the pool.
+template <class F>
+void parallel_ranges(int64_t total, int64_t align, int64_t min_task, F&& fn) {
+  if (total <= 0) return;
+  const int64_t threads = get_num_threads();
+  int64_t chunk = std::max(min_task, ceil_div(total, 4 * threads));
+  chunk = ceil_div(chunk, align) * align;
+  const int64_t tasks = ceil_div(total, chunk);
+  if (tasks == 1) return fn(int64_t{0}, total);
+  parallel_for(tasks, [&](int64_t t) { fn(t * chunk, std::min(total, (t + 1) * chunk)); });
+}
+
+struct Segment {
+  int64_t elem;   // index of the first element in the unpadded (outer, L, inner) array
+  int64_t byte;   // index of its byte in the packed layout (packed walks only)
+  int64_t n;      // elements in the segment
+  int64_t sidx;   // scale index of the first element
+  int64_t ss;     // scale stride along the segment (0 or 1)
+};
+
+// Walks flat indices [begin, end) of the array laid out with rows padded to Lp (Lp == L, or
+// L rounded up to even for packed rows, inner == 1) and calls f(Segment) for each maximal run of
+// contiguous elements whose scales are one value or consecutive values.
+template <class F>
+void for_each_segment(const Layout& lay, int64_t Lp, int64_t begin, int64_t end, F&& f) {
+  const int64_t row = Lp * lay.inner;
+  for (int64_t e = begin; e < end;) {
+    const int64_t o = e / row, r = e - o * row, l = r / lay.inner, i = r - l * lay.inner;
+    if (l >= lay.L) {  // the pad slot of an odd packed row
+      e = (o + 1) * row;
+      continue;
+    }
+    Segment seg;
+    seg.elem = (o * lay.L + l) * lay.inner + i;
+    seg.byte = o * (Lp / 2) + l / 2;
+    seg.sidx = o * lay.so + (l / lay.g) * lay.sg + i * lay.si;
+    if (lay.inner == 1 && lay.g == 1) {
+      seg.n = lay.L - l;
+      seg.ss = lay.sg;
+    } else if (lay.inner == 1) {
+      seg.n = std::min(lay.g - l % lay.g, lay.L - l);
+      seg.ss = 0;
+    } else {
+      seg.n = lay.inner - i;
+      seg.ss = lay.si;
+    }
+    seg.n = std::min(seg.n, end - e);
+    f(seg);
+    e += seg.n;
+  }
+}
+
+// Runs an element-wise kernel over the whole array on the pool; returns the OR of its flags.
+template <class F>
+bool elementwise(const Layout& lay, int64_t Lp, F&& f) {
+  std::atomic<bool> flag{false};
+  parallel_ranges(lay.outer * Lp * lay.inner, 64, kMinTask, [&](int64_t b, int64_t e) {
+    bool local = false;
+    for_each_segment(lay, Lp, b, e, [&](const Segment& seg) { local |= f(seg); });
+    if (local) flag.store(true, std::memory_order_relaxed);
+  });
+  return flag.load();
+}
+
+}  // namespace
+
+bool quantize(const float* x, const Layout& lay, const float* s, const int32_t* zp, int32_t qmin,
+              int32_t qmax, bool packed, uint8_t* out) {
+  const KernelTable& k = active_table();
+  if (packed) {
+    return elementwise(lay, lay.L + (lay.L & 1), [&](const Segment& g) {
+      return k.quantize_f32_q4p(x + g.elem, g.n, s + g.sidx, zp + g.sidx, g.ss, qmin, qmax,
+                                out + g.byte);
+    });
+  }
+  return elementwise(lay, lay.L, [&](const Segment& g) {
+    return k.quantize_f32_q8(x + g.elem, g.n, s + g.sidx, zp + g.sidx, g.ss, qmin, qmax,
+                             out + g.elem);
+  });
+}
+
+bool fake_quantize(const float* x, const Layout& lay, const float* s, const int32_t* zp,
+                   int32_t qmin, int32_t qmax, float* out) {
+  const KernelTable& k = active_table();
+  return elementwise(lay, lay.L, [&](const Segment& g) {
+    return k.fake_quantize_f32(x + g.elem, g.n, s + g.sidx, zp + g.sidx, g.ss, qmin, qmax,
+                               out + g.elem);
+  });
+}
+
+bool fake_quantize_grad(const float* x, const float* grad, const Layout& lay, const float* s,
+                        const int32_t* zp, int32_t qmin, int32_t qmax, float* out) {
+  const KernelTable& k = active_table();
+  return elementwise(lay, lay.L, [&](const Segment& g) {
+    return k.fake_quantize_grad_f32(x + g.elem, grad + g.elem, g.n, s + g.sidx, zp + g.sidx,
+                                    g.ss, qmin, qmax, out + g.elem);
+  });
+}
+
+void dequantize(const uint8_t* q, int kind, const Layout& lay, const float* s, const int32_t* zp,
+                float* out) {
+  const KernelTable& k = active_table();
+  if (kind >= 2) {
+    const DequantizeP4Fn fn = kind == 2 ? k.dequantize_s4p_f32 : k.dequantize_u4p_f32;
+    elementwise(lay, lay.L + (lay.L & 1), [&](const Segment& g) {
+      fn(q + g.byte, g.n, s + g.sidx, zp + g.sidx, g.ss, out + g.elem);
+      return false;
+    });
+    return;
+  }
+  elementwise(lay, lay.L, [&](const Segment& g) {
+    if (kind == 0)
+      k.dequantize_s8_f32(reinterpret_cast<const int8_t*>(q) + g.elem, g.n, s + g.sidx,
+                          zp + g.sidx, g.ss, out + g.elem);
+    else
+      k.dequantize_u8_f32(q + g.elem, g.n, s + g.sidx, zp + g.sidx, g.ss, out + g.elem);
+    return false;
+  });
+}
+
+bool minmax(const float* x, const Layout& lay, int64_t nslots, float* mn, float* mx) {
+  const KernelTable& k = active_table();
+  const int64_t total = lay.size();
+  if (total == 0) return false;
+  // One task per thread, each reducing into its own slots; merged in task order afterwards.
+  const int64_t threads = get_num_threads();
+  const int64_t tasks = std::max<int64_t>(1, std::min(threads, total / kMinTask));
+  const int64_t chunk = ceil_div(ceil_div(total, tasks), 64) * 64;
+  std::vector<float> part_mn, part_mx;
+  if (tasks > 1) {
+    part_mn.assign(static_cast<size_t>((tasks - 1) * nslots), std::numeric_limits<float>::infinity());
+    part_mx.assign(part_mn.size(), -std::numeric_limits<float>::infinity());
+  }
+  std::atomic<bool> nan{false};
+  parallel_for(tasks, [&](int64_t t) {
+    float* tmn = t == 0 ? mn : part_mn.data() + (t - 1) * nslots;
+    float* tmx = t == 0 ? mx : part_mx.data() + (t - 1) * nslots;
+    bool local = false;
+    for_each_segment(lay, lay.L, t * chunk, std::min(total, (t + 1) * chunk),
+                     [&](const Segment& g) {
+                       local |= k.minmax_f32(x + g.elem, g.n, g.ss, tmn + g.sidx, tmx + g.sidx);
+                     });
+    if (local) nan.store(true, std::memory_order_relaxed);
+  });
+  for (int64_t t = 1; t < tasks; ++t) {
+    const float* tmn = part_mn.data() + (t - 1) * nslots;
+    const float* tmx = part_mx.data() + (t - 1) * nslots;
+    for (int64_t j = 0; j < nslots; ++j) {
+      if (tmn[j] < mn[j]) mn[j] = tmn[j];
+      if (tmx[j] > mx[j]) mx[j] = tmx[j];
+    }
+  }
+  return nan.load();
+}
+
+bool pack_int4(const uint8_t* q, int64_t outer, int64_t L, int64_t inner, int32_t bias,
+               uint8_t* out) {
+  const KernelTable& k = active_table();
+  const int64_t Lh = (L + 1) / 2;
+  std::atomic<bool> bad{false};
+  if (inner == 1) {
+    // Rows of L values into rows of Lh bytes; a long row is split at even offsets.
+    const int64_t total = outer * L;
+    const int64_t row_block = std::max<int64_t>(1, kMinTask / std::max<int64_t>(L, 1));
+    if (outer > 1 || L < 2 * kMinTask) {
+      parallel_ranges(outer, 1, row_block, [&](int64_t b, int64_t e) {
+        bool local = false;
+        for (int64_t o = b; o < e; ++o) local |= k.pack_x4(q + o * L, L, bias, out + o * Lh);
+        if (local) bad.store(true);
+      });
+    } else {
+      parallel_ranges(total, 128, kMinTask, [&](int64_t b, int64_t e) {
+        if (k.pack_x4(q + b, e - b, bias, out + b / 2)) bad.store(true);
+      });
+    }
+    return bad.load();
+  }
+  // Pairs of rows of `inner` bytes into one row of bytes.
+  const int64_t rows = outer * Lh;
+  parallel_ranges(rows, 1, std::max<int64_t>(1, kMinTask / inner), [&](int64_t b, int64_t e) {
+    bool local = false;
+    for (int64_t r = b; r < e; ++r) {
+      const int64_t o = r / Lh, j = r - o * Lh;
+      const uint8_t* lo = q + (o * L + 2 * j) * inner;
+      const uint8_t* hi = 2 * j + 1 < L ? lo + inner : nullptr;
+      local |= k.pack_x4_vert(lo, hi, inner, bias, out + r * inner);
+    }
+    if (local) bad.store(true);
+  });
+  return bad.load();
+}
+
+void unpack_int4(const uint8_t* p, int64_t outer, int64_t n, int64_t inner, bool is_signed,
+                 uint8_t* out) {
+  const KernelTable& k = active_table();
+  const int64_t Lh = (n + 1) / 2;
+  if (inner == 1) {
+    const UnpackFn fn = is_signed ? k.unpack_s4 : k.unpack_u4;
+    if (outer > 1 || n < 2 * kMinTask) {
+      parallel_ranges(outer, 1, std::max<int64_t>(1, kMinTask / std::max<int64_t>(n, 1)),
+                      [&](int64_t b, int64_t e) {
+                        for (int64_t o = b; o < e; ++o) fn(p + o * Lh, n, out + o * n);
+                      });
+    } else {
+      parallel_ranges(n, 128, kMinTask,
+                      [&](int64_t b, int64_t e) { fn(p + b / 2, e - b, out + b); });
+    }
+    return;
+  }
+  const UnpackVertFn fn = is_signed ? k.unpack_s4_vert : k.unpack_u4_vert;
+  const int64_t rows = outer * Lh;
+  parallel_ranges(rows, 1, std::max<int64_t>(1, kMinTask / inner), [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) {
+      const int64_t o = r / Lh, j = r - o * Lh;
+      uint8_t* lo = out + (o * n + 2 * j) * inner;
+      fn(p + r * inner, inner, lo, 2 * j + 1 < n ? lo + inner : nullptr);
+    }
+  });
+}
+
+}  // namespace lowbit

@@ -1,0 +1,26 @@
+"""lowbit: INT8 and INT4 quantization kernels for NumPy.
+
+Hand-written SIMD kernels (AVX2, with a portable scalar path; chosen at run time by CPU
+features) that agree bit for bit with the plain-NumPy implementations in
+:mod:`lowbit.reference`. The contract is API.md; ``python -m lowbit`` reports the CPU, the
+paths and a self-check.
+"""
+
+from ._checks import QParams
+from ._quant import (calibrate, dequantize, fake_quantize, fake_quantize_grad, pack_int4,
+                     quantize, unpack_int4)
+from ._runtime import (available_isas, cpu_info, get_num_threads, set_isa, set_num_threads)
+from ._runtime import _apply_environment
+from . import reference
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "QParams", "quantize", "dequantize", "calibrate", "pack_int4", "unpack_int4",
+    "fake_quantize", "fake_quantize_grad",
+    "available_isas", "set_isa", "cpu_info", "set_num_threads", "get_num_threads",
+    "reference",
+]
+
+_apply_environment()
+del _apply_environment

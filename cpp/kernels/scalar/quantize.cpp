@@ -1,6 +1,5 @@
 // Portable scalar kernels: built with the baseline flags only, reached on every CPU. They are
 // the last word on semantics for the SIMD paths: each must match lowbit.reference bit for bit.
-#include <cmath>
 #include <cstring>
 
 #include "lowbit/kernels.h"
@@ -10,14 +9,14 @@ namespace scalar {
 namespace {
 
 // Round half to even without consulting the floating-point environment (std::round rounds
-// ties away from zero, std::nearbyint follows the caller's rounding mode). For finite v,
-// v - floor(v) is exact, so the comparison with 0.5 is exact too.
-inline float rne(float v) {
-  const float f = std::floor(v);
-  const float d = v - f;
-  if (d > 0.5f) return f + 1.0f;
-  if (d < 0.5f) return f;
-  return std::fmod(f, 2.0f) == 0.0f ? f : f + 1.0f;
+// ties away from zero, std::nearbyint follows the caller's rounding mode). Callers clamp first,
+// so |v| < 2^31: truncation is exact to convert, and v - trunc(v) is exact in float.
+inline int32_t rne(float v) {
+  int32_t i = static_cast<int32_t>(v);
+  const float d = v - static_cast<float>(i);
+  if (d > 0.5f || (d == 0.5f && (i & 1))) ++i;
+  if (d < -0.5f || (d == -0.5f && (i & 1))) --i;
+  return i;
 }
 
 // clamp(rne(x/s) + zp, qmin, qmax) - zp == clamp(rne(x/s), qmin - zp, qmax - zp): the bounds
@@ -30,7 +29,7 @@ inline int32_t quantize_one(float x, float s, float lo, float hi, bool& nan) {
     v = lo;
   }
   if (v > hi) v = hi;
-  return static_cast<int32_t>(rne(v));
+  return rne(v);
 }
 
 bool quantize_f32_q8(const float* x, int64_t n, const float* s, const int32_t* zp, int64_t ss,

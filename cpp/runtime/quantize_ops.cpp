@@ -176,6 +176,7 @@ bool pack_int4(const uint8_t* q, int64_t outer, int64_t L, int64_t inner, int32_
                uint8_t* out) {
   const KernelTable& k = active_table();
   const int64_t Lh = (L + 1) / 2;
+  if (outer * L * inner == 0) return false;
   std::atomic<bool> bad{false};
   if (inner == 1) {
     // Rows of L values into rows of Lh bytes; a long row is split at even offsets.
@@ -213,6 +214,7 @@ void unpack_int4(const uint8_t* p, int64_t outer, int64_t n, int64_t inner, bool
                  uint8_t* out) {
   const KernelTable& k = active_table();
   const int64_t Lh = (n + 1) / 2;
+  if (outer * n * inner == 0) return;
   if (inner == 1) {
     const UnpackFn fn = is_signed ? k.unpack_s4 : k.unpack_u4;
     if (outer > 1 || n < 2 * kMinTask) {

@@ -89,7 +89,7 @@ def float_array(x: Any, name: str) -> np.ndarray:
     if arr.dtype.kind != "f":
         raise TypeError(f"{name} must be a floating-point array (float16, float32 or float64), "
                         f"got dtype {arr.dtype}")
-    return np.ascontiguousarray(arr, dtype=np.float32)
+    return np.asarray(arr, dtype=np.float32, order="C")
 
 
 def normalize_axis(axis: Any, ndim: int, name: str = "axis") -> int:
@@ -277,7 +277,7 @@ def dequant_spec(q, scale, zero_point, axis, group_size, packed, n) -> DequantSp
     s = scale_array(scale, gran)
     what = f"the range of q's storage dtype {packed or qa.dtype}"
     z = zero_point_array(zero_point, gran, lo, hi, what)
-    return DequantSpec(np.ascontiguousarray(qa), kind, shape, gran, s, z)
+    return DequantSpec(np.asarray(qa, order="C"), kind, shape, gran, s, z)
 
 
 def unpacked_length(packed_len: int, n: Any) -> int:

@@ -219,7 +219,7 @@ def pack_int4(q, *, axis=-1):
     """
     qa, bias = _checks.int4_input(q)
     a = _checks.normalize_axis(axis, qa.ndim)
-    qc = np.ascontiguousarray(qa)
+    qc = np.asarray(qa, order="C")
     shape = qc.shape
     outer, L, inner = int(np.prod(shape[:a])), shape[a], int(np.prod(shape[a + 1:]))
     out = np.empty(shape[:a] + ((L + 1) // 2,) + shape[a + 1:], np.uint8)
@@ -255,7 +255,7 @@ def unpack_int4(packed, *, signed=True, axis=-1, n=None):
     pa = _checks.packed_input(packed)
     a = _checks.normalize_axis(axis, pa.ndim)
     n = _checks.unpacked_length(pa.shape[a], n)
-    pc = np.ascontiguousarray(pa)
+    pc = np.asarray(pa, order="C")
     shape = pc.shape
     outer, inner = int(np.prod(shape[:a])), int(np.prod(shape[a + 1:]))
     out = np.empty(shape[:a] + (n,) + shape[a + 1:], np.int8 if signed else np.uint8)

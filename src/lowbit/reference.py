@@ -127,7 +127,8 @@ def _slots(x: np.ndarray, gran):
     a = gran.axis
     idx = np.arange(int(np.prod(gran.scale_shape))).reshape(gran.scale_shape)
     if gran.group_size is None:
-        return [(idx, np.moveaxis(x, a, 0).reshape(x.shape[a], -1))]
+        rest = x.size // x.shape[a] if x.shape[a] else 0
+        return [(idx, np.moveaxis(x, a, 0).reshape(x.shape[a], rest))]
     g, L = gran.group_size, x.shape[a]
     blocks = []
     full = L // g
@@ -154,6 +155,8 @@ def qparams_from_range(lo, hi, dt, symmetric):
     lo = np.asarray(lo, np.float32)
     hi = np.asarray(hi, np.float32)
     tiny = np.finfo(np.float32).tiny
+    if not (np.isfinite(lo).all() and np.isfinite(hi).all()):
+        raise ValueError("the range of x is too wide: it overflows float32")
     with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
         if symmetric:
             qmax_sym = _F32(127 if dt.bits == 8 else 7)
@@ -163,7 +166,7 @@ def qparams_from_range(lo, hi, dt, symmetric):
             lo = np.minimum(_F32(0), lo)
             hi = np.maximum(_F32(0), hi)
             scale = ((hi - lo) / _F32(dt.qmax - dt.qmin)).astype(np.float32)
-        if np.isinf(scale).any():
+        if not np.isfinite(scale).all():
             raise ValueError("the range of x is too wide: its scale overflows float32")
         scale = np.where(scale < tiny, _F32(1.0), scale).astype(np.float32)
         if symmetric:
@@ -175,15 +178,20 @@ def qparams_from_range(lo, hi, dt, symmetric):
 
 def _range(x, gran, method, percentile, symmetric):
     if method == "percentile":
-        p = float(percentile)
-        if symmetric:
-            a = np.abs(x)
-            return _per_slot(a, gran, lambda v: np.percentile(v, p, axis=1)), None
-        lo = _per_slot(x, gran, lambda v: np.percentile(v, 100.0 - p, axis=1))
-        hi = _per_slot(x, gran, lambda v: np.percentile(v, p, axis=1))
-        return lo, hi
+        with np.errstate(over="ignore", invalid="ignore"):  # checked by qparams_from_range
+            return _percentile_range(x, gran, percentile, symmetric)
     lo = _per_slot(x, gran, lambda v: v.min(axis=1))
     hi = _per_slot(x, gran, lambda v: v.max(axis=1))
+    return lo, hi
+
+
+def _percentile_range(x, gran, percentile, symmetric):
+    """np.percentile on the float32 data (linear interpolation); each tail loses 100 - p %."""
+    p = float(percentile)
+    if symmetric:
+        return _per_slot(np.abs(x), gran, lambda v: np.percentile(v, p, axis=1)), None
+    lo = _per_slot(x, gran, lambda v: np.percentile(v, 100.0 - p, axis=1))
+    hi = _per_slot(x, gran, lambda v: np.percentile(v, p, axis=1))
     return lo, hi
 
 

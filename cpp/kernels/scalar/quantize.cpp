@@ -12,11 +12,12 @@ namespace {
 // ties away from zero, std::nearbyint follows the caller's rounding mode). Callers clamp first,
 // so |v| < 2^31: truncation is exact to convert, and v - trunc(v) is exact in float.
 inline int32_t rne(float v) {
-  int32_t i = static_cast<int32_t>(v);
+  const int32_t i = static_cast<int32_t>(v);
   const float d = v - static_cast<float>(i);
-  if (d > 0.5f || (d == 0.5f && (i & 1))) ++i;
-  if (d < -0.5f || (d == -0.5f && (i & 1))) --i;
-  return i;
+  const int32_t odd = i & 1;  // branch-free: the comparisons are random on real data
+  const int32_t up = (d > 0.5f) | ((d == 0.5f) & odd);
+  const int32_t down = (d < -0.5f) | ((d == -0.5f) & odd);
+  return i + up - down;
 }
 
 // clamp(rne(x/s) + zp, qmin, qmax) - zp == clamp(rne(x/s), qmin - zp, qmax - zp): the bounds
@@ -24,11 +25,9 @@ inline int32_t rne(float v) {
 // conversion in range; +-inf land on the bounds. A NaN is reported and replaced by lo.
 inline int32_t quantize_one(float x, float s, float lo, float hi, bool& nan) {
   float v = x / s;
-  if (!(v >= lo)) {
-    nan |= v != v;
-    v = lo;
-  }
-  if (v > hi) v = hi;
+  nan |= v != v;
+  v = v >= lo ? v : lo;  // a NaN fails the comparison and becomes lo
+  v = v > hi ? hi : v;
   return rne(v);
 }
 

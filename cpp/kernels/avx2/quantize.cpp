@@ -3,9 +3,10 @@
 // state. Semantics: cpp/kernels/scalar/quantize.cpp, matched bit for bit for every input.
 //
 // Shared shape of every kernel: an unrolled main loop, a one-vector loop, then a tail that never
-// touches memory past `n` (masked loads/stores for float data; a small zero-initialised stack
-// buffer for byte data). The tail runs the same vector code as the body, so it cannot drift from
-// it. `ss` is 0 (one scale for the segment, broadcast once) or 1 (a scale per element).
+// touches memory past `n` (masked loads/stores for float data; a small padded stack buffer for
+// byte data). The tail runs the same vector code as the body, so it cannot drift from it. `ss` is
+// 0 (one scale for the segment, broadcast once) or 1 (a scale per element). Large float outputs
+// are written with streaming stores (see kStreamBytes).
 #include <immintrin.h>
 
 #include <cstdint>

@@ -39,33 +39,43 @@ struct Segment {
 
 // Walks flat indices [begin, end) of the array laid out with rows padded to Lp (Lp == L, or
 // L rounded up to even for packed rows, inner == 1) and calls f(Segment) for each maximal run of
-// contiguous elements whose scales are one value or consecutive values.
+// contiguous elements whose scales are one value or consecutive values. Only the first position
+// is found by division; the walk then advances incrementally (segments can be as short as a
+// group of 32, so the per-segment cost matters).
 template <class F>
 void for_each_segment(const Layout& lay, int64_t Lp, int64_t begin, int64_t end, F&& f) {
+  if (begin >= end) return;
   const int64_t row = Lp * lay.inner;
+  int64_t o = begin / row, r = begin - o * row, l = r / lay.inner, i = r - l * lay.inner;
   for (int64_t e = begin; e < end;) {
-    const int64_t o = e / row, r = e - o * row, l = r / lay.inner, i = r - l * lay.inner;
     if (l >= lay.L) {  // the pad slot of an odd packed row
-      e = (o + 1) * row;
+      e = ++o * row;
+      l = 0;
       continue;
     }
     Segment seg;
     seg.elem = (o * lay.L + l) * lay.inner + i;
     seg.byte = o * (Lp / 2) + l / 2;
-    seg.sidx = o * lay.so + (l / lay.g) * lay.sg + i * lay.si;
-    if (lay.inner == 1 && lay.g == 1) {
-      seg.n = lay.L - l;
-      seg.ss = lay.sg;
-    } else if (lay.inner == 1) {
-      seg.n = std::min(lay.g - l % lay.g, lay.L - l);
-      seg.ss = 0;
+    if (lay.inner == 1) {
+      const int64_t b = lay.g == 1 ? l : l / lay.g;
+      seg.sidx = o * lay.so + b * lay.sg;
+      seg.n = lay.g == 1 ? lay.L - l : std::min((b + 1) * lay.g, lay.L) - l;
+      seg.ss = lay.g == 1 ? lay.sg : 0;
     } else {
+      seg.sidx = o * lay.so + (l / lay.g) * lay.sg + i * lay.si;
       seg.n = lay.inner - i;
       seg.ss = lay.si;
     }
     seg.n = std::min(seg.n, end - e);
     f(seg);
     e += seg.n;
+    if (lay.inner == 1) {
+      l += seg.n;
+      if (l == Lp) l = 0, ++o;  // an odd packed row stops at L and skips its pad slot above
+    } else if ((i += seg.n) == lay.inner) {
+      i = 0;
+      if (++l == lay.L) l = 0, ++o;
+    }
   }
 }
 

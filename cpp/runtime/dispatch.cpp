@@ -72,8 +72,10 @@ bool at_least(Isa have, Isa want) {
 KernelTable build_table(Isa isa) {
   KernelTable t{};
   scalar::fill_quantize(t);  // every slot filled
+  scalar::fill_gemm(t);
 #if LOWBIT_BUILT_AVX2
   if (at_least(isa, Isa::kAvx2)) avx2::fill_quantize(t);
+  if (at_least(isa, Isa::kAvx2)) avx2::fill_gemm(t);
 #endif
 #if LOWBIT_BUILT_AVX512
   if (at_least(isa, Isa::kAvx512)) avx512::fill_quantize(t);

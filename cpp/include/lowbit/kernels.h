@@ -40,6 +40,54 @@ using UnpackFn = void (*)(const uint8_t* p, int64_t n, uint8_t* out);
 // lo[i] = low nibble of p[i], hi[i] = high nibble; hi == nullptr skips it.
 using UnpackVertFn = void (*)(const uint8_t* p, int64_t n, uint8_t* lo, uint8_t* hi);
 
+// ---------------------------------------------------------------------------------------------
+// Integer GEMM (issue 3). Packed layouts, shared by the scalar and avx2 paths (the driver in
+// cpp/runtime/gemm.cpp builds them; cpp/include/lowbit/gemm.h describes them in full):
+//  - A panel: gemm_layout::kMR = 6 rows. For k-pair j, 6 words: word r = int16 a[r][2j] in the low half,
+//    int16 a[r][2j+1] in the high half (rows past M and k past K are 0).
+//  - B panel, 8-bit: gemm_layout::kNR = 16 columns of u = b + bias in 0..255. For k-pair j, 32 bytes:
+//    byte 2c+t = u[2j+t][c].
+//  - B panel, 4-bit: 16 columns of u = b + bias in 0..15. For k-pair j, 16 bytes: byte 2c+t
+//    holds u[2j+t][c] in its low nibble and u[2j+t][c+8] in its high nibble.
+// Every kernel computes exact sums of products of int16 A and unsigned B, wrapping modulo 2**32.
+// The large-M int4 path uses k-quads instead (4 consecutive k, zero past K):
+//  - A quad panel: 6 rows; for quad q, 6 words: word r = bytes a'[r][4q..4q+3] as int8, where
+//    a' = a - 128 for uint8 a (the driver corrects with the zero point), a' = a for int8 a.
+//  - B quad panel: 16 columns of u in 0..15; for quad q, 64 bytes: byte 4c+i = u[4q+i][c] for
+//    columns 0..7, then the same for columns 8..15 (one byte each, high nibble 0).
+namespace gemm_layout {
+constexpr int kMR = 6;   // rows of an A panel / of the large-M tile
+constexpr int kNR = 16;  // columns of a B panel
+}  // namespace gemm_layout
+
+// One 6x16 tile over kp k-pairs: c[r][j] (+)= sum_p a-pair(r,p) . b-pair(p,j) for r < m, j < n
+// (accumulate != 0 adds to c, else stores). a: one A panel; b: one 8-bit B panel, both at the
+// first k-pair. Rows >= m and columns >= n of c are not touched.
+using GemmTileFn = void (*)(int64_t kp, const int32_t* a, const uint8_t* b, int32_t* c,
+                            int64_t ldc, int m, int n, int accumulate);
+// gemm_s8u4_s32 has the same type with kp counting k-quads, a an A quad panel and b a B quad
+// panel: int8 x (0..15) products, of which 8 k-quads (at most 30720 in magnitude) are summed in
+// int16 lanes before widening, so nothing saturates.
+// The small-M kernel: the same contract for m <= 6 rows (the A panel's first m rows), streaming
+// one B panel (8-bit for gemm_small_u8_s32, 4-bit for gemm_small_u4_s32) and reading each byte
+// of it once.
+using GemmSmallFn = void (*)(int64_t kp, const int32_t* a, int m, const uint8_t* b, int32_t* c,
+                             int64_t ldc, int n, int accumulate);
+// Widens kp k-pairs of a 4-bit B panel (16 bytes each) to ceil(kp/2) k-quads of the B quad
+// layout (64 bytes each; an odd kp gets a zero pair).
+using GemmDecodeFn = void (*)(const uint8_t* b4, int64_t kp, uint8_t* out);
+// Packs one B panel: columns [0, n) (n <= 16) of the rows at b (row stride ldb bytes) into
+// ceil(k/2) k-pairs at dst, and colsum[c] = sum over k of u[k][c] (wrapping; 0 for c >= n).
+// 8-bit: u = byte ^ flip (flip 0x80 turns int8 b into b + 128), k rows.
+// 4-bit: rows hold k-pairs as ONNX packs int4 along k (low nibble = even k); u = nibble ^ flip
+// (flip 0x8: int4 b -> b + 8); ceil(k/2) rows; an odd k's last high nibble is ignored (u = 0).
+using GemmPackBFn = void (*)(const uint8_t* b, int64_t ldb, int64_t k, int n, uint8_t flip,
+                             uint8_t* dst, int32_t* colsum);
+// Benchmark reference: iters rounds of 12 independent int16 multiply-add pairs into int32
+// (384 integer ops a round, registers only); returns a checksum so nothing is optimized away.
+using GemmPeakFn = int64_t (*)(int64_t iters);
+// ----------------------------------------------------------------------- end of integer GEMM
+
 struct KernelTable {
 #define LOWBIT_KERNEL(name, type) type name;
 #include "lowbit/kernel_list.inc"

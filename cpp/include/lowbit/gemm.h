@@ -1,0 +1,85 @@
+// Integer GEMM driver: C (int32) = (A - za) (B - zb), wrapping modulo 2**32 like NumPy int32.
+//
+// B is packed once (lowbit.PackedMatrix keeps the result) into panels of 16 columns, stored as
+// unsigned values u = b + bias so that every kernel multiplies int16 A by unsigned B:
+//   int8 b: u = b + 128, uint8: u = b, int4: u = b + 8, uint4: u = b.
+// Then (a - za)(b - zb) = (a - za)(u - zb'), zb' = zb + bias, and
+//   C[i][j] = sum_k a[i][k] u[k][j] - za[i] colsum[j] - zb'[j] rowsum[i] + K za[i] zb'[j]
+// with colsum[j] = sum_k u[k][j] (computed when packing B) and rowsum[i] = sum_k a[i][k]
+// (computed when packing A), all in uint32 arithmetic. Integer sums are exact modulo 2**32 in
+// any order, so the K blocking and the thread split never change a bit.
+//
+// Packed B memory (the layout of lowbit/kernels.h, "k2n16"): ceil(N/16) panels, each ceil(K/2)
+// k-pairs of 32 bytes (8-bit) or 16 bytes (4-bit), plus 16 int32 column sums per panel:
+//   8-bit: 32 * ceil(N/16) * ceil(K/2) + 64 * ceil(N/16) bytes  (about K*N bytes)
+//   4-bit: 16 * ceil(N/16) * ceil(K/2) + 64 * ceil(N/16) bytes  (about K*N/2 bytes)
+//
+// Work split (cpp/runtime/gemm.cpp): M <= 8 rows take the small-M path, which streams each B
+// byte once (4-bit B decoded in registers) and splits the column panels over threads; larger M
+// packs A into 6-row panels (int16 k-pairs; int8 k-quads against 4-bit B, whose kernel sums
+// vpmaddubsw products of nibbles exactly in int16 lanes) and runs 6x16 register tiles over
+// cache blocks (output tiles split over threads, K never split). Every call reads the active
+// kernel table once.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+
+namespace lowbit {
+
+constexpr const char* kGemmLayout = "k2n16";
+
+struct PackedB {
+  int64_t k = 0, n = 0;  // logical shape of b
+  int bits = 8;          // 8 or 4
+  int32_t bias = 0;      // u = b + bias
+  const uint8_t* data = nullptr;    // gemm_packed_bytes(k, n, bits) bytes
+  const int32_t* colsum = nullptr;  // gemm_colsum_len(n) words (0 past column n)
+};
+
+int64_t gemm_packed_bytes(int64_t k, int64_t n, int bits);
+int64_t gemm_colsum_len(int64_t n);
+
+// Packs a row-major k x n matrix of int8 (is_signed) or uint8 values, row stride ldb bytes.
+void gemm_pack_b8(const uint8_t* b, int64_t k, int64_t n, int64_t ldb, bool is_signed,
+                  uint8_t* data, int32_t* colsum);
+// Packs int4/uint4 values given two a byte along k (lb.pack_int4(b, axis=0)): byte [i][j]
+// holds b[2i][j] in its low nibble and b[2i+1][j] in its high nibble; rows of ldb bytes.
+void gemm_pack_b4(const uint8_t* bp, int64_t k, int64_t n, int64_t ldb, bool is_signed,
+                  uint8_t* data, int32_t* colsum);
+
+// Runs the active ISA's multiply-add throughput loop (384 integer ops a round); benchmarks
+// time it as the machine's practical peak.
+int64_t gemm_peak(int64_t iters);
+
+// Row-major m x k int8 (is_signed) or uint8 matrix, row stride lda bytes.
+struct GemmA {
+  const uint8_t* data = nullptr;
+  int64_t m = 0, k = 0, lda = 0;
+  bool is_signed = true;
+};
+
+// Zero points: a[i * a_stride], b[j * b_stride] (stride 0: one value for all).
+struct GemmZeroPoints {
+  const int32_t* a = nullptr;
+  int64_t a_stride = 0;
+  const int32_t* b = nullptr;
+  int64_t b_stride = 0;
+};
+
+// c (m x n, row stride ldc) = (a - za) @ (b - zb) in wrapping int32. a.k must equal b.k.
+void gemm_s32(const GemmA& a, const PackedB& b, const GemmZeroPoints& zp, int32_t* c,
+              int64_t ldc);
+
+// Hook for fused epilogues (a float epilogue per output tile, as lb.linear needs): the same
+// product, but each finished tile [i0, i1) x [j0, j1) of int32 results (zero points applied) is
+// handed to epilogue(i0, i1, j0, j1, tile, ld) on the thread that computed it, from per-thread
+// scratch, instead of being stored. Tiles partition the output; each is delivered once. (Not yet
+// here: per-group K partial sums; they would run the tile kernels once per group of k-pairs with
+// accumulate = 0, since the kernels take any k range.)
+using GemmTileEpilogue = std::function<void(int64_t i0, int64_t i1, int64_t j0, int64_t j1,
+                                            const int32_t* tile, int64_t ld)>;
+void gemm_s32_tiles(const GemmA& a, const PackedB& b, const GemmZeroPoints& zp,
+                    const GemmTileEpilogue& epilogue);
+
+}  // namespace lowbit

@@ -1,0 +1,400 @@
+"""Integer matrix multiplication with int32 accumulation: ``matmul_int``, ``matmul_int4`` and
+pre-packed weights (``pack_matrix`` / ``PackedMatrix``).
+
+The validation helpers at the top are shared with :mod:`lowbit.reference` (same errors from
+both); the arithmetic lives in C++ (``cpp/runtime/gemm.cpp`` and the per-ISA kernels).
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any, NamedTuple, Optional, Tuple
+
+import numpy as np
+
+from . import _core
+
+__all__ = ["PackedMatrix", "matmul_int", "matmul_int4", "pack_matrix"]
+
+# name: (qmin, qmax, bits)
+_RANGES = {
+    "int8": (-128, 127, 8),
+    "uint8": (0, 255, 8),
+    "int4": (-8, 7, 4),
+    "uint4": (0, 15, 4),
+}
+
+# ----------------------------------------------------------------------------------------------
+# Validation (shared with lowbit.reference)
+
+
+def _int8_array(x: Any, name: str, shape_text: str) -> np.ndarray:
+    """x as an ndarray of dtype int8 or uint8, else TypeError naming the argument."""
+    arr = x if isinstance(x, np.ndarray) else np.asarray(x)
+    if arr.dtype not in (np.int8, np.uint8):
+        raise TypeError(f"{name} must be an int8 or uint8 array of shape {shape_text}, "
+                        f"got dtype {arr.dtype}")
+    return arr
+
+
+def check_a(a: Any) -> np.ndarray:
+    """``a`` of matmul_int / matmul_int4: int8 or uint8, shape (M, K) or (K,)."""
+    arr = _int8_array(a, "a", "(M, K) or (K,)")
+    if arr.ndim not in (1, 2):
+        raise ValueError(f"a must have shape (M, K) or (K,), got shape {arr.shape}")
+    return arr
+
+
+def check_b(b: Any, k: int) -> np.ndarray:
+    """Plain ``b`` of matmul_int: int8 or uint8 of shape (K, N) with K = a.shape[-1]."""
+    arr = _int8_array(b, "b", f"(K, N) = ({k}, N)")
+    if arr.ndim != 2 or arr.shape[0] != k:
+        raise ValueError(f"b must have shape (K, N) = ({k}, N) to match a.shape[-1] = {k}, "
+                         f"got shape {arr.shape}")
+    return arr
+
+
+def check_b_packed(b_packed: Any) -> np.ndarray:
+    """Plain ``b_packed`` of matmul_int4: uint8 nibbles of shape (ceil(K/2), N)."""
+    arr = b_packed if isinstance(b_packed, np.ndarray) else np.asarray(b_packed)
+    if arr.dtype != np.uint8:
+        raise TypeError("b_packed must be a uint8 array of shape (ceil(K/2), N) "
+                        f"(lb.pack_int4(b, axis=0)), got dtype {arr.dtype}")
+    if arr.ndim != 2:
+        raise ValueError(f"b_packed must have shape (ceil(K/2), N), got shape {arr.shape}")
+    return arr
+
+
+def check_k4(k: Any, rows: int) -> int:
+    """The logical K of a (rows, N) nibble array: 2*rows (default) or 2*rows - 1."""
+    if k is None:
+        return 2 * rows
+    if isinstance(k, (bool, np.bool_)) or not isinstance(k, numbers.Integral):
+        raise TypeError(f"k must be an int, got {type(k).__name__}")
+    k = int(k)
+    if k not in (2 * rows, 2 * rows - 1) or k < 0:
+        raise ValueError(f"k must be {2 * rows} or {2 * rows - 1} for b_packed with {rows} "
+                         f"rows, got {k}")
+    return k
+
+
+def check_zero_point(zp: Any, name: str, length: int, what: str, dtype: str) -> np.ndarray:
+    """A scalar or a (length,) zero point as an int32 array of shape (1,) or (length,).
+
+    ``what`` names the per-element dimension ("M" or "N"); values must lie in dtype's range.
+    """
+    arr = np.asarray(zp)
+    if arr.dtype == np.bool_ or arr.dtype.kind not in "iu":
+        raise TypeError(f"{name} must be an integer scalar or an integer array of shape "
+                        f"({what},) = ({length},), got dtype {arr.dtype}")
+    if arr.ndim == 0:
+        arr = arr.reshape(1)
+    if arr.ndim != 1 or arr.shape[0] not in (1, length):
+        raise ValueError(f"{name} must be a scalar, shape (1,) or shape ({what},) = ({length},), "
+                         f"got shape {arr.shape}")
+    lo, hi, _ = _RANGES[dtype]
+    if arr.size and (arr.min() < lo or arr.max() > hi):
+        bad = arr[(arr < lo) | (arr > hi)][0]
+        raise ValueError(f"{name} values must lie in [{lo}, {hi}] ({dtype}), got {int(bad)}")
+    return arr.astype(np.int32)
+
+
+def dtype_name(arr: np.ndarray) -> str:
+    return "int8" if arr.dtype == np.int8 else "uint8"
+
+
+class Operands(NamedTuple):
+    a2: np.ndarray      # (M, K) view of a
+    vector: bool        # a was 1-D: the result drops the M axis
+    za: np.ndarray      # int32, (1,) or (M,)
+    zb: np.ndarray      # int32, (1,) or (N,)
+
+
+def check_operands(a: np.ndarray, n: int, b_dtype: str, a_zero_point: Any,
+                   b_zero_point: Any) -> Operands:
+    vector = a.ndim == 1
+    a2 = a.reshape(1, -1) if vector else a
+    m = a2.shape[0]
+    za = check_zero_point(a_zero_point, "a_zero_point", m, "M", dtype_name(a))
+    zb = check_zero_point(b_zero_point, "b_zero_point", n, "N", b_dtype)
+    return Operands(a2, vector, za, zb)
+
+
+# ----------------------------------------------------------------------------------------------
+# Pre-packed weights
+
+
+class PackedMatrix:
+    """A ``(K, N)`` weight matrix packed once for :func:`matmul_int` / :func:`matmul_int4`.
+
+    Made by :func:`pack_matrix`; accepted wherever ``b`` (``matmul_int``) or ``b_packed``
+    (``matmul_int4``, 4-bit only) is. It stores ``b`` in the panel layout of the compiled
+    kernels (16 columns a panel, k in pairs, values offset to unsigned: ``b + 128`` for int8,
+    ``b + 8`` for int4) together with its column sums, which the zero-point terms need, so no
+    call repacks or re-sums it.
+
+    Memory (``nbytes``): ``32 * ceil(N/16) * ceil(K/2)`` bytes for 8-bit data and
+    ``16 * ceil(N/16) * ceil(K/2)`` for 4-bit data (about ``K*N`` and ``K*N/2``), plus
+    ``64 * ceil(N/16)`` bytes of column sums.
+
+    Attributes
+    ----------
+    shape : tuple of int
+        ``(K, N)``, the logical shape of ``b``.
+    dtype : str
+        ``"int8"``, ``"uint8"``, ``"int4"`` or ``"uint4"``.
+    nbytes : int
+        Bytes held (packed data + column sums).
+    layout : str
+        Name of the packed layout (every ISA path built here shares it).
+    """
+
+    __slots__ = ("_data", "_colsum", "_shape", "_dtype", "_layout")
+
+    def __init__(self, data: np.ndarray, colsum: np.ndarray, shape: Tuple[int, int], dtype: str,
+                 layout: str) -> None:
+        data.setflags(write=False)
+        colsum.setflags(write=False)
+        self._data, self._colsum = data, colsum
+        self._shape, self._dtype, self._layout = (int(shape[0]), int(shape[1])), dtype, layout
+
+    shape = property(lambda self: self._shape)
+    dtype = property(lambda self: self._dtype)
+    layout = property(lambda self: self._layout)
+    bits = property(lambda self: _RANGES[self._dtype][2])
+    nbytes = property(lambda self: int(self._data.nbytes + self._colsum.nbytes))
+
+    def __repr__(self) -> str:
+        return (f"PackedMatrix(shape={self._shape}, dtype={self._dtype!r}, "
+                f"nbytes={self.nbytes}, layout={self._layout!r})")
+
+    def __reduce__(self):
+        return (PackedMatrix, (self._data.copy(), self._colsum.copy(), self._shape, self._dtype,
+                               self._layout))
+
+    def to_array(self) -> np.ndarray:
+        """The ``(K, N)`` values of ``b`` (int8 for int8/int4, uint8 for uint8/uint4).
+
+        Decodes the packed layout with plain NumPy (``lowbit.reference`` uses it to accept a
+        PackedMatrix).
+        """
+        k, n = self._shape
+        kp, panels = (k + 1) // 2, -(-n // 16)
+        signed = self._dtype in ("int8", "int4")
+        if self.bits == 8:
+            u = self._data.reshape(panels, kp, 16, 2).astype(np.int16)
+            bias = 128 if signed else 0
+        else:
+            byte = self._data.reshape(panels, kp, 8, 2)
+            # byte 2c+t of a k-pair: column c in the low nibble, column c+8 in the high one
+            u = np.concatenate([byte & 15, byte >> 4], axis=2).astype(np.int16)
+            bias = 8 if signed else 0
+        # (panel, pair, column, t) -> (k = 2*pair + t, column = 16*panel + c)
+        full = u.transpose(1, 3, 0, 2).reshape(2 * kp, 16 * panels)[:k, :n] - bias
+        return full.astype(np.int8 if signed else np.uint8)
+
+
+def _layout_of(pm: PackedMatrix) -> None:
+    want = _core.gemm_layout()
+    if pm.layout != want:
+        raise ValueError(f"this PackedMatrix was packed in layout {pm.layout!r}, the active ISA "
+                         f"path uses {want!r}; pack it again with lb.pack_matrix")
+
+
+def _pack8(b: np.ndarray) -> PackedMatrix:
+    k, n = b.shape
+    b = np.ascontiguousarray(b)
+    data = np.empty(_core.gemm_packed_bytes(k, n, 8), np.uint8)
+    colsum = np.empty(_core.gemm_colsum_len(n), np.int32)
+    _core.gemm_pack_b8(b.view(np.uint8), b.dtype == np.int8, data, colsum)
+    return PackedMatrix(data, colsum, (k, n), dtype_name(b), _core.gemm_layout())
+
+
+def _pack4(bp: np.ndarray, k: int, signed: bool) -> PackedMatrix:
+    n = bp.shape[1]
+    bp = np.ascontiguousarray(bp)
+    data = np.empty(_core.gemm_packed_bytes(k, n, 4), np.uint8)
+    colsum = np.empty(_core.gemm_colsum_len(n), np.int32)
+    _core.gemm_pack_b4(bp, k, signed, data, colsum)
+    return PackedMatrix(data, colsum, (k, n), "int4" if signed else "uint4", _core.gemm_layout())
+
+
+def pack_matrix(b, *, dtype=None, k=None) -> PackedMatrix:
+    """Pack a weight matrix once for repeated :func:`matmul_int` / :func:`matmul_int4` calls.
+
+    Parameters
+    ----------
+    b : numpy.ndarray
+        int8 or uint8 values of shape ``(K, N)``; or, with ``dtype="int4"``/``"uint4"``, the
+        uint8 nibbles of shape ``(ceil(K/2), N)`` that ``lb.pack_int4(b, axis=0)`` makes.
+    dtype : {None, "int8", "uint8", "int4", "uint4"}
+        What ``b`` holds. ``None``: ``b.dtype`` ("int8" or "uint8").
+    k : int, optional
+        4-bit only: the logical K (default ``2 * b.shape[0]``; ``2 * b.shape[0] - 1`` for an
+        odd K).
+
+    Returns
+    -------
+    PackedMatrix
+        Immutable; see its docstring for the memory it takes.
+
+    Raises
+    ------
+    TypeError
+        ``b`` has the wrong dtype for ``dtype``.
+    ValueError
+        ``b`` is not 2-D, ``dtype`` is unknown, or ``k`` does not fit ``b``.
+
+    Examples
+    --------
+    >>> import numpy as np, lowbit as lb
+    >>> w = lb.pack_matrix(np.arange(12, dtype=np.int8).reshape(4, 3))
+    >>> lb.matmul_int(np.ones((1, 4), np.int8), w)
+    array([[18, 22, 26]], dtype=int32)
+    """
+    if dtype is not None and dtype not in _RANGES:
+        raise ValueError(f"dtype must be one of {sorted(_RANGES)} or None, got {dtype!r}")
+    if dtype in ("int4", "uint4"):
+        bp = check_b_packed(b)
+        return _pack4(bp, check_k4(k, bp.shape[0]), dtype == "int4")
+    if k is not None:
+        raise ValueError("k applies to 4-bit data only (dtype='int4' or 'uint4')")
+    arr = _int8_array(b, "b", "(K, N)")
+    if arr.ndim != 2:
+        raise ValueError(f"b must have shape (K, N), got shape {arr.shape}")
+    if dtype is not None and dtype != dtype_name(arr):
+        raise TypeError(f"b must have dtype {dtype} for dtype={dtype!r}, got {arr.dtype}")
+    return _pack8(arr)
+
+
+# ----------------------------------------------------------------------------------------------
+# Products
+
+
+def _run(ops: Operands, pm: PackedMatrix) -> np.ndarray:
+    _layout_of(pm)
+    a2 = np.ascontiguousarray(ops.a2)
+    k, n = pm.shape
+    out = np.empty((a2.shape[0], n), np.int32)
+    _core.gemm_s32(a2.view(np.uint8), a2.dtype == np.int8, pm._data, pm._colsum, k, n, pm.bits,
+                   pm.dtype in ("int8", "int4"), ops.za, ops.zb, out)
+    return out[0] if ops.vector else out
+
+
+def matmul_int(a, b, a_zero_point=0, b_zero_point=0) -> np.ndarray:
+    """Integer matrix product with int32 accumulation (ONNX ``MatMulInteger``).
+
+    Parameters
+    ----------
+    a : numpy.ndarray
+        int8 or uint8, shape ``(M, K)`` or ``(K,)``.
+    b : numpy.ndarray or PackedMatrix
+        int8 or uint8, shape ``(K, N)``; or a :class:`PackedMatrix` of that shape (any dtype).
+    a_zero_point : int or array
+        Scalar (int, 0-d or ``(1,)``) or per-row ``(M,)``, in the range of ``a.dtype``.
+    b_zero_point : int or array
+        Scalar or per-column ``(N,)``, in the range of ``b``'s dtype.
+
+    Returns
+    -------
+    numpy.ndarray
+        int32, shape ``(M, N)`` (``(N,)`` for a 1-D ``a``).
+
+    Raises
+    ------
+    TypeError
+        A dtype other than int8/uint8 (integer for zero points).
+    ValueError
+        Shapes that do not match, or a zero point outside its dtype's range.
+
+    Notes
+    -----
+    API.md: the result is ``(a - a_zp) @ (b - b_zp)`` computed in int32, wrapping modulo 2**32
+    exactly as NumPy int32 arithmetic does. No saturation anywhere, for any values including
+    the -128/255 extremes. The GIL is released while the kernels run.
+
+    Examples
+    --------
+    >>> import numpy as np, lowbit as lb
+    >>> a = np.array([[1, 2], [3, 4]], np.uint8)
+    >>> b = np.array([[1, -1], [2, 0]], np.int8)
+    >>> lb.matmul_int(a, b, a_zero_point=1)
+    array([[ 2,  0],
+           [ 8, -2]], dtype=int32)
+    """
+    a = check_a(a)
+    if isinstance(b, PackedMatrix):
+        if b.shape[0] != a.shape[-1]:
+            raise ValueError(f"b must have shape (K, N) = ({a.shape[-1]}, N) to match "
+                             f"a.shape[-1] = {a.shape[-1]}, got a PackedMatrix of shape {b.shape}")
+        pm = b
+    else:
+        pm = None
+        b = check_b(b, a.shape[-1])
+    b_dtype = pm.dtype if pm is not None else dtype_name(b)
+    ops = check_operands(a, (pm or b).shape[1], b_dtype, a_zero_point, b_zero_point)
+    return _run(ops, pm if pm is not None else _pack8(b))
+
+
+def matmul_int4(a, b_packed, *, k=None, signed=True, a_zero_point=0, b_zero_point=0):
+    """Integer matrix product with 4-bit weights packed two a byte along K.
+
+    Parameters
+    ----------
+    a : numpy.ndarray
+        int8 or uint8, shape ``(M, K)`` or ``(K,)``.
+    b_packed : numpy.ndarray or PackedMatrix
+        uint8 of shape ``(ceil(K/2), N)``, i.e. ``lb.pack_int4(b, axis=0)``; or a 4-bit
+        :class:`PackedMatrix` (``lb.pack_matrix(b_packed, dtype="int4", k=K)``).
+    k : int, optional
+        K (default ``2 * b_packed.shape[0]``; a PackedMatrix knows its own).
+    signed : bool
+        int4 (-8..7) or uint4 (0..15) weights; must match a PackedMatrix's dtype.
+    a_zero_point, b_zero_point : int or array
+        As in :func:`matmul_int`; ``b_zero_point`` lies in the int4 or uint4 range.
+
+    Returns
+    -------
+    numpy.ndarray
+        int32, shape ``(M, N)`` (``(N,)`` for a 1-D ``a``).
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`matmul_int`, plus a ``k`` that does not fit ``b_packed``.
+
+    Notes
+    -----
+    API.md: equals ``lb.matmul_int(a, lb.unpack_int4(b_packed, axis=0, n=k, signed=signed),
+    ...)``. The nibbles are decoded inside the kernels; no unpacked copy of ``b`` is made.
+
+    Examples
+    --------
+    >>> import numpy as np, lowbit as lb
+    >>> b = np.array([[1, -8], [7, 2], [-1, 0]], np.int8)
+    >>> lb.matmul_int4(np.ones(3, np.int8), lb.pack_int4(b, axis=0), k=3)
+    array([ 7, -6], dtype=int32)
+    """
+    a = check_a(a)
+    if isinstance(b_packed, PackedMatrix):
+        pm = b_packed
+        if pm.bits != 4:
+            raise ValueError(f"b_packed must be a 4-bit PackedMatrix, got dtype {pm.dtype!r} "
+                             "(use matmul_int for 8-bit weights)")
+        if (pm.dtype == "int4") != bool(signed):
+            raise ValueError(f"b_packed was packed as {pm.dtype}; pass signed="
+                             f"{pm.dtype == 'int4'}")
+        if k is not None and check_k4(k, (pm.shape[0] + 1) // 2) != pm.shape[0]:
+            raise ValueError(f"k={k} does not match the PackedMatrix's K = {pm.shape[0]}")
+        kk = pm.shape[0]
+    else:
+        bp = check_b_packed(b_packed)
+        kk = check_k4(k, bp.shape[0])
+        pm = None
+    if a.shape[-1] != kk:
+        raise ValueError(f"a must have K = {kk} columns to match b_packed (k={kk}), got shape "
+                         f"{a.shape}")
+    dtype = "int4" if signed else "uint4"
+    n = pm.shape[1] if pm is not None else bp.shape[1]
+    ops = check_operands(a, n, dtype, a_zero_point, b_zero_point)
+    return _run(ops, pm if pm is not None else _pack4(bp, kk, bool(signed)))

@@ -11,13 +11,19 @@ from ._quant import (calibrate, dequantize, fake_quantize, fake_quantize_grad, p
                      quantize, unpack_int4)
 from ._runtime import (available_isas, cpu_info, get_num_threads, set_isa, set_num_threads)
 from ._runtime import _apply_environment
-from . import reference
+from ._gemm import PackedMatrix, matmul_int, matmul_int4, pack_matrix
+from ._qtensor import QTensor, load
+from ._linear import linear
+from ._observer import Observer
+from . import mixed, qat, reference
 
 __version__ = "0.1.0"
 
 __all__ = [
     "QParams", "quantize", "dequantize", "calibrate", "pack_int4", "unpack_int4",
     "fake_quantize", "fake_quantize_grad",
+    "matmul_int", "matmul_int4", "pack_matrix", "PackedMatrix",
+    "QTensor", "load", "linear", "Observer", "mixed", "qat",
     "available_isas", "set_isa", "cpu_info", "set_num_threads", "get_num_threads",
     "reference",
 ]

@@ -13,7 +13,8 @@ from . import _checks
 from ._checks import QParams
 
 __all__ = ["quantize", "dequantize", "calibrate", "pack_int4", "unpack_int4",
-           "fake_quantize", "fake_quantize_grad", "QParams"]
+           "fake_quantize", "fake_quantize_grad", "QParams", "matmul_int", "matmul_int4",
+           "linear"]
 
 _F32 = np.float32
 
@@ -242,3 +243,9 @@ def _mse_search(xf, lo, hi, dt, gran, symmetric, fake_quantize_fn):
         best_scale = np.where(better, scale, best_scale)
         best_zp = np.where(better, zp, best_zp)
     return _checks.make_qparams(best_scale, best_zp, dt, gran)
+
+
+# The integer GEMM and the linear layer live in their own files; imported last because the
+# linear reference uses QTensor, which imports the compiled API, which imports this module.
+from ._reference_gemm import matmul_int, matmul_int4  # noqa: E402
+from ._reference_linear import dynamic_act_qparams, linear  # noqa: E402

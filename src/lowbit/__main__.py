@@ -94,6 +94,10 @@ def speed_line(n: int = 1 << 22) -> None:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["report"]:              # python -m lowbit report ...: lowbit/report.py
+        from . import report
+        return report.main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m lowbit", description=__doc__)
     parser.parse_args(argv)
     info = lb.cpu_info()

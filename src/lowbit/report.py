@@ -1,0 +1,453 @@
+"""``python -m lowbit report``: what INT8 and INT4 cost and save on real models.
+
+One Markdown row per format: FP32; INT8 weights and activations (W8A8, activations quantized
+dynamically per row); INT4 weights per channel, in groups of 128 and of 32 (W4A8), groups of
+32 with MSE-chosen clipping ranges, and in groups of 128 weight-only (activations float32);
+mixed INT8/INT4 precision chosen per layer by :mod:`lowbit.mixed` under a size budget; and,
+for the digits model, quantization-aware training (:mod:`lowbit.qat`) at INT4 per channel and
+at the aggressive INT4 per-tensor setting beside its post-training result. Columns: bits per
+weight including scales and zero points, model bytes, quality and its change against FP32,
+the forward pass's latency (median over interleaved repeats) and its speed-up against the
+NumPy FP32 forward pass.
+
+Models (:mod:`lowbit.models`): ``digits`` (default; shipped in the package, needs only NumPy)
+and ``minilm`` (all-MiniLM-L6-v2; needs optional packages, see :mod:`lowbit.models.minilm`).
+
+Usage::
+
+    python -m lowbit report [--model digits|minilm] [--json FILE] [--plot FILE.png]
+
+The table goes to standard output, progress lines to standard error. ``--json`` writes every
+figure; ``--plot`` (needs matplotlib: ``pip install "lowbit[report]"``) draws quality against
+bits per weight and the speed-up of each format.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import time
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+
+import lowbit as lb
+
+__all__ = ["main", "run", "format_table", "FORMATS", "MIXED_BITS_PER_WEIGHT"]
+
+#: Formats measured on every model: (row name, QTensor.quantize kwargs, act_dtype).
+FORMATS = [
+    ("INT8 W8A8 (dynamic)", {"dtype": "int8", "axis": 0}, "int8"),
+    ("INT4 per-channel W4A8", {"dtype": "int4", "axis": 0}, "int8"),
+    ("INT4 g128 W4A8", {"dtype": "int4", "axis": 1, "group_size": 128}, "int8"),
+    ("INT4 g32 W4A8", {"dtype": "int4", "axis": 1, "group_size": 32}, "int8"),
+    ("INT4 g32 W4A8, MSE clipping",
+     {"dtype": "int4", "axis": 1, "group_size": 32, "method": "mse"}, "int8"),
+    ("INT4 g128 weight-only", {"dtype": "int4", "axis": 1, "group_size": 128}, None),
+]
+#: Size budget of the mixed-precision row (bits per weight, scales included).
+MIXED_BITS_PER_WEIGHT = 6.0
+QAT_EPOCHS = 3
+
+
+def _load_average() -> float:
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):          # not on every platform
+        return 0.0
+
+
+def _progress(msg: str) -> None:
+    print(f"[report] {msg}", file=sys.stderr, flush=True)
+
+
+def _time_rounds(fns: List[Callable[[], object]], budget_s: float, min_rounds: int,
+                 max_rounds: int) -> List[float]:
+    """Median wall time in ms of each of ``fns``, measured in interleaved rounds (every
+    function once per round, so a change in machine load hits all formats alike). One warm-up
+    call each (it also fills the QTensors' packed-weight caches); as many rounds as fit in
+    ``budget_s`` within ``[min_rounds, max_rounds]``."""
+    once = 0.0
+    for fn in fns:
+        t = time.perf_counter()
+        fn()
+        once += time.perf_counter() - t
+    rounds = int(min(max_rounds, max(min_rounds, math.ceil(budget_s / max(once, 1e-6)))))
+    _progress(f"timing {len(fns)} forward passes, {rounds} interleaved rounds")
+    times = [[] for _ in fns]
+    for _ in range(rounds):
+        for fn, ts in zip(fns, times):
+            t = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t)
+    return [1e3 * float(np.median(ts)) for ts in times]
+
+
+def _per_channel_view(qt):
+    """A per-tensor QTensor re-expressed with one (equal) scale per output row, the layout
+    ``lb.linear`` takes: the same integers and the same products."""
+    out = qt.shape[0]
+    return lb.QTensor(qt.data, np.full(out, qt.scale[0], np.float32),
+                      np.full(out, qt.zero_point[0], qt.zero_point.dtype), qt.dtype, qt.shape,
+                      axis=0)
+
+
+def _row(name, fmt, act, nbytes_weights, n_weights, other_bytes) -> dict:
+    desc = "float32" if fmt is None else ", ".join(f"{k}={v}" for k, v in fmt.items())
+    return {"format": name, "weights": desc,
+            "activations": ("float32" if act is None else f"{act}, dynamic per row"),
+            "bits_per_weight": 8.0 * nbytes_weights / n_weights,
+            "weight_bytes": int(nbytes_weights), "model_bytes": int(nbytes_weights + other_bytes)}
+
+
+def _assignment(plan) -> Dict[str, str]:
+    return {k: ("int4" if v == "low" else "int8") for k, v in plan.assignment.items()}
+
+
+class _Rows:
+    """Collects rows with their forward functions; times them all at the end."""
+
+    def __init__(self, total: int):
+        self.rows: List[dict] = []
+        self.fns: List[Callable[[], object]] = []
+        self.total = total
+
+    def add(self, row: dict, fwd: Callable[[], object], summary: str) -> dict:
+        self.rows.append(row)
+        self.fns.append(fwd)
+        _progress(f"[{len(self.rows)}/{self.total}] {row['format']}: {summary}")
+        return row
+
+    def time(self, budget_s: float, min_rounds: int, max_rounds: int) -> None:
+        for row, ms in zip(self.rows, _time_rounds(self.fns, budget_s, min_rounds, max_rounds)):
+            row["latency_ms"] = ms
+
+
+# ------------------------------------------------------------------------------ digits
+
+def _run_digits(budget_s: float) -> dict:
+    from . import mixed
+    from .models import digits
+
+    _progress("loading the digits MLP")
+    m = digits.load()
+    x = m.x_test
+    n_w = m.n_weights
+    bias_bytes = sum(b.nbytes for _, b in m.layers)
+    out = _Rows(len(FORMATS) + 5)
+    notes: List[str] = []
+
+    def measure(name, fmt, act, model, qweights, nbytes=None, extra=None):
+        if qweights is None:
+            fwd = (lambda: model.forward(x))
+            nbytes = n_w * 4
+        else:
+            fwd = (lambda: model.forward(x, qweights, act))
+            if nbytes is None:
+                nbytes = sum(q.nbytes for q in qweights.values())
+        row = _row(name, fmt, act, nbytes, n_w, bias_bytes)
+        row["accuracy"] = 100.0 * m.accuracy(fwd())
+        row.update(extra or {})
+        return out.add(row, fwd, f"accuracy {row['accuracy']:.2f} %")
+
+    measure("FP32", None, None, m, None)
+    for name, fmt, act in FORMATS:
+        measure(name, fmt, act, m, m.quantize(**fmt))
+    in_features = sorted({w.shape[1] for w, _ in m.layers})
+    if max(in_features) <= 128:
+        notes.append(f"Group size 128 >= every layer's input width ({in_features}): one group "
+                     f"per output row, the same integers and scales as per-channel (only the "
+                     f"float order of the epilogue differs).")
+
+    _progress(f"mixed precision: sensitivity of {len(m.names)} layers, choice under "
+              f"{MIXED_BITS_PER_WEIGHT:g} bits/weight")
+    plan = mixed.choose_precision(m.weights, lambda ws: m.logit_error(ws, "int8"),
+                                  bits_per_weight=MIXED_BITS_PER_WEIGHT)
+    low = plan.low_layers
+    measure(f"Mixed INT8/INT4 (<= {MIXED_BITS_PER_WEIGHT:g} b/w)", _assignment(plan), "int8", m,
+            plan.qtensors, extra={"mixed_assignment": _assignment(plan),
+                                  "sensitivity": plan.sensitivity.errors,
+                                  "sensitivity_baseline": plan.sensitivity.baseline})
+    notes.append("Mixed precision (lowbit.mixed): sensitivity = relative logit error on the "
+                 "training split with one layer at INT4 per-channel, the others INT8: "
+                 + ", ".join(f"{k} {v:.2e}" for k, v in plan.sensitivity.errors.items())
+                 + f"; at INT4: {', '.join(low) or 'none'}.")
+
+    t_qat = {}
+    for label, fmt in (("per-channel", {"dtype": "int4", "axis": 0}),
+                       ("per-tensor", {"dtype": "int4"})):
+        q = m.quantize(**fmt)
+        if label == "per-tensor":       # the aggressive setting: one scale per weight matrix
+            measure("INT4 per-tensor W4A8 (PTQ)", fmt, "int8", m,
+                    {k: _per_channel_view(v) for k, v in q.items()},
+                    nbytes=sum(v.nbytes for v in q.values()))
+        _progress(f"QAT: {QAT_EPOCHS} epochs with INT4 {label} weights, int8 activations")
+        t = time.perf_counter()
+        mq = m.qat(fmt, "int8", epochs=QAT_EPOCHS)
+        t_qat[label] = time.perf_counter() - t
+        q = mq.quantize(**fmt)
+        view = q if label == "per-channel" else {k: _per_channel_view(v) for k, v in q.items()}
+        measure(f"QAT INT4 {label} W4A8", fmt, "int8", mq, view,
+                nbytes=sum(v.nbytes for v in q.values()),
+                extra={"qat_seconds": t_qat[label], "qat_epochs": QAT_EPOCHS})
+    notes.append(f"QAT (lowbit.qat): {QAT_EPOCHS} epochs of fine-tuning from the FP32 weights "
+                 f"on the training split with fake-quantized weights and int8 activations "
+                 f"({t_qat['per-channel']:.1f} s and {t_qat['per-tensor']:.1f} s), then "
+                 f"quantized like the PTQ rows and run through lb.linear. INT4 per-tensor (one "
+                 f"scale per matrix) is the aggressive setting; lb.linear runs it as equal "
+                 f"per-channel scales.")
+
+    out.time(budget_s, 5, 200)
+    fp = out.rows[0]
+    for r in out.rows:
+        r["change"] = r["accuracy"] - fp["accuracy"]
+    sizes = [m.layers[0][0].shape[1]] + [w.shape[0] for w, _ in m.layers]
+    return {"model": "digits",
+            "description": (f"Digits MLP {'-'.join(map(str, sizes))} ({n_w} weights), "
+                            f"{len(m.y_test)} held-out test images, latency of one forward "
+                            f"pass over all of them"),
+            "quality_metric": "top-1 accuracy (%)", "rows": out.rows, "notes": notes}
+
+
+# ------------------------------------------------------------------------------ MiniLM
+
+def _run_minilm(budget_s: float) -> dict:
+    from . import mixed
+    from .models import minilm
+
+    _progress("loading all-MiniLM-L6-v2")
+    m = minilm.load()
+    tokens = m.tokenize(minilm.SENTENCES)
+    calib = m.tokenize(minilm.CALIBRATION_SENTENCES)
+    n_w = m.n_weights
+    other = m.other_fp32_bytes
+    out = _Rows(len(FORMATS) + 2)
+    notes: List[str] = []
+    ref = m.encode(tokens)
+    ref_cal = m.encode(calib)
+
+    def measure(name, fmt, act, qweights, extra=None):
+        if qweights is None:
+            fwd = (lambda: m.encode(tokens))
+            nbytes = n_w * 4
+        else:
+            fwd = (lambda: m.encode(tokens, qweights, act))
+            nbytes = sum(q.nbytes for q in qweights.values())
+        row = _row(name, fmt, act, nbytes, n_w, other)
+        row.update(minilm.quality(fwd(), ref))
+        row.update(extra or {})
+        return out.add(row, fwd, f"mean cosine {row['mean_cosine']:.4f}, nearest neighbour "
+                                 f"agreement {100 * row['nn_agreement']:.1f} %")
+
+    measure("FP32", None, None, None)
+    for name, fmt, act in FORMATS:
+        measure(name, fmt, act, m.quantize(**fmt))
+
+    _progress(f"mixed precision: sensitivity of {len(m.names)} layers on "
+              f"{len(minilm.CALIBRATION_SENTENCES)} calibration sentences")
+
+    def error(ws):
+        return 1.0 - minilm.quality(m.encode(calib, ws, "int8"), ref_cal)["mean_cosine"]
+
+    plan = mixed.choose_precision(m.weights, error, bits_per_weight=MIXED_BITS_PER_WEIGHT)
+    low = plan.low_layers
+    measure(f"Mixed INT8/INT4 (<= {MIXED_BITS_PER_WEIGHT:g} b/w)",
+            {"int4_layers": len(low), "int8_layers": len(m.names) - len(low)}, "int8",
+            plan.qtensors, extra={"mixed_assignment": _assignment(plan),
+                                  "sensitivity": plan.sensitivity.errors,
+                                  "sensitivity_baseline": plan.sensitivity.baseline})
+    worst = sorted(plan.sensitivity.errors.items(), key=lambda kv: -kv[1])[:3]
+    notes.append(f"Mixed precision (lowbit.mixed): sensitivity = 1 - mean cosine to FP32 on "
+                 f"{len(minilm.CALIBRATION_SENTENCES)} calibration sentences (not the "
+                 f"evaluation set) with one layer at INT4 per-channel, the others INT8; most "
+                 f"sensitive: " + ", ".join(f"{k} {v:.2e}" for k, v in worst)
+                 + f"; {len(low)} of {len(m.names)} layers at INT4.")
+    notes.append("No QAT row: MiniLM ships without training data or a training loss.")
+    notes.append(f"Embeddings, LayerNorms and biases stay float32 ({other / 1e6:.1f} MB of the "
+                 f"model bytes); bits per weight count the {n_w} linear-layer weights.")
+
+    out.time(budget_s, 3, 30)
+    for r in out.rows:
+        r["change"] = r["mean_cosine"] - 1.0
+    return {"model": "minilm",
+            "description": (f"all-MiniLM-L6-v2 ({len(m.names)} linear layers, {n_w} weights), "
+                            f"{len(minilm.SENTENCES)} sentences padded to "
+                            f"{tokens[0].shape[1]} tokens, latency of one forward pass over "
+                            f"all of them"),
+            "quality_metric": "cosine to FP32 embeddings; nearest-neighbour agreement",
+            "rows": out.rows, "notes": notes}
+
+
+# ------------------------------------------------------------------------------ output
+
+def run(model: str = "digits", budget_s: Optional[float] = None) -> dict:
+    """Measure every format on ``model`` ("digits" or "minilm"); returns all figures.
+
+    ``budget_s`` is the timing budget of all rows together (default 4 s for digits, 30 s
+    for MiniLM).
+    Raises :class:`lowbit.models.minilm.MiniLMNotInstalled` for "minilm" without its packages.
+    """
+    t0 = time.perf_counter()
+    load = _load_average()
+    if model == "digits":
+        res = _run_digits(4.0 if budget_s is None else budget_s)
+    elif model == "minilm":
+        res = _run_minilm(30.0 if budget_s is None else budget_s)
+    else:
+        raise ValueError(f"unknown model {model!r}; choose 'digits' or 'minilm'")
+    res["notes"].insert(0, "W8A8/W4A8: lb.linear quantizes each activation row to int8 "
+                           "(absmax / 127) and multiplies in integers; weight-only: float32 "
+                           "activations against dequantized weights. MSE clipping: "
+                           "lb.calibrate(method='mse') picks each group's range (min-max "
+                           "scaled by 1.00 .. 0.21) with the least squared weight error.")
+    cpus = os.cpu_count() or 1
+    if load > 0.5 * cpus:
+        res["notes"].append(f"The machine was busy when the report started (load average "
+                            f"{load:.1f} on {cpus} CPUs): latencies and speed-ups may be "
+                            f"unreliable; NumPy's multi-threaded BLAS suffers most on small "
+                            f"matrices.")
+    fp = res["rows"][0]["latency_ms"]
+    for r in res["rows"]:
+        r["speedup"] = fp / r["latency_ms"]
+    info = lb.cpu_info()
+    res["environment"] = {"lowbit": lb.__version__, "numpy": np.__version__,
+                          "python": platform.python_version(), "isa": info.get("isa"),
+                          "threads": lb.get_num_threads(), "load_average": load,
+                          "cpu": info.get("brand") or info.get("machine")}
+    res["seconds"] = time.perf_counter() - t0
+    return res
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.2f} MB" if n >= 1e6 else f"{n / 1e3:.1f} kB"
+
+
+def format_table(res: dict) -> str:
+    """The Markdown report: a title line, the table, notes."""
+    env = res["environment"]
+    lines = [f"## lowbit report: {res['model']}", "",
+             f"{res['description']}. lowbit {env['lowbit']}, ISA path {env['isa']}, "
+             f"{env['threads']} threads, NumPy {env['numpy']}.", ""]
+    if res["model"] == "digits":
+        head = ["format", "bits/weight", "model bytes", "accuracy", "change vs FP32",
+                "latency", "speed-up"]
+        body = [[r["format"], f"{r['bits_per_weight']:.2f}", _mb(r["model_bytes"]),
+                 f"{r['accuracy']:.2f} %", f"{r['change']:+.2f} pts",
+                 f"{r['latency_ms']:.3f} ms", f"{r['speedup']:.2f}x"] for r in res["rows"]]
+    else:
+        head = ["format", "bits/weight", "model bytes", "cosine to FP32 (mean / min)",
+                "change vs FP32", "NN agreement", "latency", "speed-up"]
+        body = [[r["format"], f"{r['bits_per_weight']:.2f}", _mb(r["model_bytes"]),
+                 f"{r['mean_cosine']:.4f} / {r['min_cosine']:.4f}", f"{r['change']:+.4f}",
+                 f"{100 * r['nn_agreement']:.1f} %", f"{r['latency_ms']:.1f} ms",
+                 f"{r['speedup']:.2f}x"] for r in res["rows"]]
+    right = [False] + [True] * (len(head) - 1)
+    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
+
+    def fmt(cells):
+        return "| " + " | ".join(c.rjust(w) if r else c.ljust(w)
+                                 for c, w, r in zip(cells, widths, right)) + " |"
+
+    lines.append(fmt(head))
+    lines.append("|" + "|".join(("-" * (w + 1) + ":") if r else ("-" * (w + 2))
+                                for w, r in zip(widths, right)) + "|")
+    lines += [fmt(b) for b in body]
+    lines += ["", "Bits per weight include scales and zero points; model bytes add the parts "
+              "kept in float32. Latency: median of repeated forward passes; speed-up against "
+              "the NumPy FP32 forward pass."]
+    lines += [f"- {n}" for n in res["notes"]]
+    lines.append(f"\n(measured in {res['seconds']:.1f} s)")
+    return "\n".join(lines)
+
+
+def _check_matplotlib():
+    try:
+        import matplotlib
+    except ImportError:
+        return None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot(res: dict, path: str, plt=None) -> None:
+    """Quality against bits per weight, and the speed-up of each format, into ``path``."""
+    plt = plt or _check_matplotlib()
+    if plt is None:
+        raise ImportError("the plot needs matplotlib: pip install \"lowbit[report]\"")
+    rows = res["rows"]
+    names = [r["format"] for r in rows]
+    bits = [r["bits_per_weight"] for r in rows]
+    if res["model"] == "digits":
+        qual, qlabel = [r["accuracy"] for r in rows], "test accuracy (%)"
+    else:
+        qual, qlabel = [r["mean_cosine"] for r in rows], "mean cosine to FP32"
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(14, 6))
+    markers = "osD^vP*Xhp<>"
+    for i, (b, q, n) in enumerate(zip(bits, qual, names)):
+        ax1.scatter([b], [q], marker=markers[i % len(markers)], s=60, label=n, alpha=0.8)
+    ax1.set_xscale("log", base=2)
+    ax1.set_xlabel("bits per weight (scales included, log scale)")
+    ax1.set_ylabel(qlabel)
+    ax1.set_title(f"{res['model']}: quality against size")
+    ax1.grid(True, alpha=0.3)
+    ax1.legend(fontsize=8, loc="best")
+    ypos = np.arange(len(rows))
+    ax2.barh(ypos, [r["speedup"] for r in rows], color="tab:orange")
+    ax2.axvline(1.0, color="k", lw=0.8)
+    ax2.set_yticks(ypos)
+    ax2.set_yticklabels(names, fontsize=8)
+    ax2.invert_yaxis()
+    ax2.set_xlabel("speed-up against the NumPy FP32 forward pass")
+    ax2.set_title(f"{res['model']}: forward-pass speed-up")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    """``python -m lowbit report``; returns the exit status."""
+    ap = argparse.ArgumentParser(prog="python -m lowbit report",
+                                 description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", choices=["digits", "minilm"], default="digits")
+    ap.add_argument("--json", metavar="FILE", help="write every figure to FILE as JSON")
+    ap.add_argument("--plot", metavar="FILE.png",
+                    help="plot quality against bits per weight and speed-ups (matplotlib)")
+    ap.add_argument("--time-budget", metavar="SECONDS", type=float, default=None,
+                    help="time spent on latency measurements (default 4 for digits, 30 for "
+                         "minilm; at least 5 rounds for digits and 3 for minilm)")
+    args = ap.parse_args(argv)
+    plt = None
+    if args.plot:
+        plt = _check_matplotlib()
+        if plt is None:
+            print("error: --plot needs matplotlib; install it with "
+                  "pip install \"lowbit[report]\" (or pip install matplotlib)", file=sys.stderr)
+            return 2
+    try:
+        res = run(args.model, args.time_budget)
+    except ImportError as e:
+        from .models.minilm import MiniLMNotInstalled
+
+        if isinstance(e, MiniLMNotInstalled):
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        raise
+    print(format_table(res))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(res, f, indent=2)
+        _progress(f"wrote {args.json}")
+    if args.plot:
+        plot(res, args.plot, plt)
+        _progress(f"wrote {args.plot}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -4,8 +4,10 @@ Each group is one operation at one size (256 Ki and 16 Mi float32 elements, as 5
 4096x4096 matrices) and holds:
 
 - ``numpy-ref``: ``lowbit.reference`` (plain NumPy, allocates its result), one thread;
-- every ISA path of ``lb.available_isas()`` at 1 thread and at all threads, writing into a
-  preallocated ``out=`` where the API has one;
+- every ISA path of ``lb.available_isas()`` at 1 thread and at all threads. ``dequantize``
+  writes into a preallocated ``out=``; ``quantize`` allocates and returns its result, as
+  ``lb.quantize(x, s)`` is normally called (with ``out=`` it quantizes into a scratch buffer
+  and copies, because a NaN found late must leave the caller's ``out`` untouched);
 - ``ort`` (when onnxruntime and onnx are installed): ONNX Runtime's QuantizeLinear /
   DequantizeLinear (opset 21; INT4 with ``block_size=128``) in this process, with constant
   scale and zero-point initializers, ``intra_op_num_threads`` = the thread count,
@@ -212,8 +214,7 @@ def test_quantize_int8_per_tensor(benchmark, describe, lowbit_env, data, size, i
         got = _time_ort(benchmark, model, threads, d.x, TensorProto.FLOAT,
                         np.empty(d.shape, np.int8), TensorProto.INT8, d.shape)
     else:
-        got = np.empty(d.shape, np.int8)
-        _time_lowbit(benchmark, lowbit_env, impl, threads, lb.quantize, d.x, d.s, out=got)
+        got = _time_lowbit(benchmark, lowbit_env, impl, threads, lb.quantize, d.x, d.s)
     _assert_same_bits(got, d.q8, impl)
 
 
@@ -231,9 +232,8 @@ def test_quantize_int8_per_channel(benchmark, describe, lowbit_env, data, size, 
         got = _time_ort(benchmark, model, threads, d.x, TensorProto.FLOAT,
                         np.empty(d.shape, np.int8), TensorProto.INT8, d.shape)
     else:
-        got = np.empty(d.shape, np.int8)
-        _time_lowbit(benchmark, lowbit_env, impl, threads, lb.quantize, d.x, d.s_chan, axis=0,
-                     out=got)
+        got = _time_lowbit(benchmark, lowbit_env, impl, threads, lb.quantize, d.x, d.s_chan,
+                           axis=0)
     _assert_same_bits(got, d.q8_chan, impl)
 
 
@@ -297,9 +297,8 @@ def test_quantize_int4_group128_packed(benchmark, describe, lowbit_env, data, si
         got = _time_ort(benchmark, model, threads, d.x, TensorProto.FLOAT,
                         np.empty((rows, cols // 2), np.uint8), TensorProto.INT4, d.shape)
     else:
-        got = np.empty((rows, cols // 2), np.uint8)
-        _time_lowbit(benchmark, lowbit_env, impl, threads, lb.quantize, d.x, d.s_group, **kw,
-                     out=got)
+        got = _time_lowbit(benchmark, lowbit_env, impl, threads, lb.quantize, d.x, d.s_group,
+                           **kw)
     _assert_same_bits(got, d.p4, impl)
 
 

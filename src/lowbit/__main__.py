@@ -98,7 +98,11 @@ def main(argv=None) -> int:
     if argv[:1] == ["report"]:              # python -m lowbit report ...: lowbit/report.py
         from . import report
         return report.main(argv[1:])
-    parser = argparse.ArgumentParser(prog="python -m lowbit", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m lowbit", description=__doc__,
+        epilog="python -m lowbit report [--model digits|minilm] [--json F] [--plot F.png]: "
+               "the INT8/INT4 accuracy, size and speed table on a real model "
+               "(python -m lowbit report --help).")
     parser.parse_args(argv)
     info = lb.cpu_info()
     print(f"lowbit {lb.__version__} on {info['brand'] or info['machine']} ({info['vendor']})")

@@ -12,4 +12,5 @@ using CArr = py::array_t<T, py::array::c_style>;
 void register_runtime(py::module_& m);
 void register_quantize(py::module_& m);
 void register_gemm(py::module_& m);
+void register_linear(py::module_& m);
 }  // namespace lowbit_bindings

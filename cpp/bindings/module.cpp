@@ -5,4 +5,5 @@ PYBIND11_MODULE(_core, m) {
   lowbit_bindings::register_runtime(m);
   lowbit_bindings::register_quantize(m);
   lowbit_bindings::register_gemm(m);
+  lowbit_bindings::register_linear(m);
 }

@@ -73,9 +73,11 @@ KernelTable build_table(Isa isa) {
   KernelTable t{};
   scalar::fill_quantize(t);  // every slot filled
   scalar::fill_gemm(t);
+  scalar::fill_linear(t);
 #if LOWBIT_BUILT_AVX2
   if (at_least(isa, Isa::kAvx2)) avx2::fill_quantize(t);
   if (at_least(isa, Isa::kAvx2)) avx2::fill_gemm(t);
+  if (at_least(isa, Isa::kAvx2)) avx2::fill_linear(t);
 #endif
 #if LOWBIT_BUILT_AVX512
   if (at_least(isa, Isa::kAvx512)) avx512::fill_quantize(t);

@@ -45,3 +45,9 @@ def gemm_s32(a: npt.NDArray[np.uint8], a_signed: bool, data: npt.NDArray[np.uint
              colsum: npt.NDArray[np.int32], k: int, n: int, bits: int, b_signed: bool,
              za: npt.NDArray[np.int32], zb: npt.NDArray[np.int32], out: npt.NDArray[np.int32],
              tiles: bool = False) -> None: ...
+def linear_f32(x: npt.NDArray[np.float32], data: npt.NDArray[np.uint8],
+               geometry: Tuple[int, int, int, int, int, int, int, int, int],
+               ws: npt.NDArray[np.float32], zb: npt.NDArray[np.int32],
+               cs: npt.NDArray[np.int32], has_bias: bool, bias: npt.NDArray[np.float32],
+               act: int, is_static: bool, scale: float, zero_point: int,
+               out: npt.NDArray[np.float32]) -> int: ...

@@ -1,25 +1,23 @@
 """``lb.linear``: ``x @ W.T + bias`` with a quantized weight ``W`` (a :class:`QTensor`).
 
-Interim implementation composed from lowbit's compiled pieces (issue 4): per-row activation
-quantization with :func:`lowbit.quantize`, the integer products with :func:`lowbit.matmul_int`
-on weights pre-packed once per packed layout (cached in the QTensor), and the float epilogue
-in NumPy in the order :mod:`lowbit._reference_linear` fixes. Everything below the argument
-checks goes through :func:`_linear_2d`, the one entry point that a fused C++ kernel (activation
-quantization in the packing of ``a``, epilogue in the kernel) replaces.
+The arithmetic runs in C++ (``cpp/runtime/linear.cpp``, contract in ``lowbit/linear.h``): each
+row of ``x`` is quantized while it is packed for the integer GEMM kernels, the int32 sums of
+every output tile (per group of K for grouped weights) go through the float epilogue on the
+thread that made them and land in the float32 output; weight-only calls dequantize the packed
+weights on the fly into float FMA kernels. The weights are packed once per packed layout and
+kept in the QTensor's cache (:func:`_weights`). Everything below the argument checks goes
+through :func:`_linear_2d`.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
-from . import _core
-from ._linear_checks import group_slices, linear_spec
-from ._quant import calibrate, pack_int4, quantize
-
-try:  # the integer GEMM (issue 3); without it the products run in float64 BLAS, exactly
-    from . import _gemm
-except ImportError:  # pragma: no cover - only while the GEMM is not built
-    _gemm = None
+from . import _core, _gemm
+from ._linear_checks import linear_spec
+from ._quant import pack_int4
 
 __all__ = ["linear"]
 
@@ -92,92 +90,124 @@ def linear(x, w_q, bias=None, *, act_dtype="int8", act_scale=None, act_zero_poin
 def _linear_2d(spec) -> np.ndarray:
     """``(M, K)`` float32 -> ``(M, N)`` float32 for a checked spec: the kernel entry point."""
     m = spec.x2.shape[0]
-    n = spec.w.shape[0]
-    if m == 0:
-        return np.zeros((0, n), _F32)
-    if spec.act is None:
-        return _weight_only(spec)
-    a_q, a_scale, a_zp = _quantize_rows(spec)
+    n, k = spec.w.shape
+    if m == 0 or n == 0 or k == 0:
+        return _degenerate(spec)
+    lw = _weights(spec)
+    out = np.empty((m, n), _F32)
+    bias = spec.bias if spec.bias is not None else np.zeros(0, _F32)
+    act = 0 if spec.act is None else (1 if spec.act.name == "int8" else 2)
+    static = spec.static_scale is not None
+    scale = float(spec.static_scale[0]) if static else 1.0
+    zp = int(spec.static_zp[0]) if static else 0
+    status = _core.linear_f32(spec.x2, lw.data, lw.geometry, lw.ws, lw.zb, lw.cs,
+                              spec.bias is not None, bias, act, static, scale, zp, out)
+    if status & _NONFINITE:
+        raise ValueError("x contains NaN or infinity; dynamic activation quantization needs "
+                         "finite values")
+    if status & _NAN:
+        raise ValueError("x contains NaN")
+    if status & _OVERFLOW:
+        raise ValueError("the range of x is too wide: its scale overflows float32 (dynamic "
+                         "per-row activation quantization of x)")
+    return out
+
+
+# status bits of _core.linear_f32 (lowbit/linear.h)
+_NONFINITE, _NAN, _OVERFLOW = 1, 2, 4
+
+
+class _Weights(NamedTuple):
+    """A QTensor's weight packed for ``_core.linear_f32`` (kept in its cache)."""
+
+    packed: "_gemm.PackedMatrix"   # the GEMM's B: (K', N) packed, K' the padded K
+    geometry: tuple                # (K', N, bits, K, g, gpad, ngroups, grouped, zb uniform)
+    ws: np.ndarray                 # float32 (ceil(N/16), G, 16): scales, panel-major
+    zb: np.ndarray                 # int32, the same layout: zero point of u = w + bias
+    cs: np.ndarray                 # int32, the same layout: sum of u over each group
+
+    @property
+    def data(self) -> np.ndarray:
+        return self.packed._data
+
+
+def _weights(spec) -> _Weights:
+    """The packed weight of ``spec.w``, built once per packed layout and cached in the QTensor."""
+    return spec.w._cached(("linear", _core.gemm_layout()), lambda: _pack_weights(spec))
+
+
+def _pack_weights(spec) -> _Weights:
+    """Pack ``W`` (N, K) as the GEMM's ``B = W.T``, with the per-group tables of the epilogue.
+
+    Groups of ``g`` along K must start on a k-quad of the packed B; when ``g`` is not a multiple
+    of 4 each group is padded to the next multiple of 4 with ``u = 0`` (the value ``-bias``), so
+    the packed K is ``(G - 1) * gpad + last group``. Per-channel weights are one group of K.
+    """
+    w = spec.w
+    n, k = w.shape
+    four = w.dtype in ("int4", "uint4")
+    signed = w.dtype in ("int8", "int4")
+    bias = (8 if four else 128) if signed else 0           # u = w + bias (lowbit/gemm.h)
+    if spec.grouped:
+        g = int(w.group_size)
+        ngroups = -(-k // g)
+        gpad = g if g % 4 == 0 or ngroups == 1 else g + (-g) % 4
+    else:
+        g, ngroups, gpad = k, 1, k
+    if ngroups == 1:
+        gpad = k
+    kpad = (ngroups - 1) * gpad + (k - (ngroups - 1) * g)
+    if kpad == k:                                          # the stored data, transposed
+        bt = np.ascontiguousarray(w.data.T)
+        packed = (_gemm.pack_matrix(bt, dtype=w.dtype, k=k) if four else _gemm.pack_matrix(bt))
+        w_int = None
+    else:
+        w_int = w.int_repr()
+        wp = np.full((n, kpad), -bias, w_int.dtype)
+        cols = (np.arange(ngroups)[:, None] * gpad + np.arange(g)[None, :]).reshape(-1)[:k]
+        wp[:, cols] = w_int
+        bt = np.ascontiguousarray(wp.T)
+        packed = (_gemm.pack_matrix(pack_int4(bt, axis=0), dtype=w.dtype, k=kpad) if four
+                  else _gemm.pack_matrix(bt))
+    # (N, G) tables -> panel-major (ceil(N/16), G, 16): a column panel's entries are contiguous
+    npan = -(-n // 16)
+    ws = np.ones((npan * 16, ngroups), _F32)
+    zb = np.zeros((npan * 16, ngroups), np.int32)
+    cs = np.zeros((npan * 16, ngroups), np.int32)
+    ws[:n] = np.asarray(spec.w_scale, _F32).reshape(n, -1)    # (N, 1) per channel, (N, G)
+    zb[:n] = np.asarray(spec.w_zp).astype(np.int32).reshape(n, -1) + bias
+    if ngroups == 1:
+        cs[:n, 0] = packed._colsum[:n]
+    else:
+        if w_int is None:
+            w_int = w.int_repr()
+        starts = np.arange(0, k, g)
+        lengths = np.minimum(g, k - starts).astype(np.int32)
+        cs[:n] = np.add.reduceat(w_int, starts, axis=1, dtype=np.int32) + bias * lengths
+    uniform = bool((zb[:n] == zb[0, 0]).all())              # symmetric weights
+    ws, zb, cs = (np.ascontiguousarray(t.reshape(npan, 16, ngroups).transpose(0, 2, 1))
+                  for t in (ws, zb, cs))
+    geometry = (kpad, n, 4 if four else 8, k, g, gpad, ngroups, int(spec.grouped), int(uniform))
+    return _Weights(packed, geometry, ws, zb, cs)
+
+
+def _degenerate(spec) -> np.ndarray:
+    """No rows, no outputs or no inputs (K = 0): the reference formulas on empty sums."""
+    m = spec.x2.shape[0]
+    n, k = spec.w.shape
+    if m == 0 or n == 0:
+        return np.zeros((m, n), _F32)
     with np.errstate(over="ignore", under="ignore", invalid="ignore"):
-        if not spec.grouped:
-            (acc,) = _products(a_q, a_zp, spec)
-            y = acc.astype(_F32) * np.multiply.outer(a_scale, spec.w_scale)
+        if spec.act is None:
+            y = np.zeros((m, n), _F32)
         else:
-            t = np.zeros((m, n), _F32)
-            for j, acc_j in enumerate(_products(a_q, a_zp, spec)):
-                t = t + acc_j.astype(_F32) * spec.w_scale[:, j][None, :]
-            y = t * a_scale[:, None]
-        if spec.bias is not None:
-            y = y + spec.bias
-    return y
-
-
-def _quantize_rows(spec):
-    """Activations quantized per row: (a_q, a_scale (M,) float32, a_zp (M,) int32)."""
-    x2, act = spec.x2, spec.act.name
-    m = x2.shape[0]
-    if spec.static_scale is not None:
-        a_q = quantize(x2, spec.static_scale, spec.static_zp, dtype=act)
-        return (a_q, np.full(m, spec.static_scale[0], _F32),
-                np.full(m, spec.static_zp[0], np.int32))
-    try:
-        qp = calibrate(x2, act, symmetric=act == "int8", axis=0)
-    except ValueError as e:
-        raise ValueError(f"{e} (dynamic per-row activation quantization of x)") from None
-    a_q = quantize(x2, qp)
-    return a_q, np.asarray(qp.scale, _F32), qp.zero_point.astype(np.int32)
-
-
-def _products(a_q, a_zp, spec):
-    """The int32 products ``(a_q - a_zp) @ (w_int - w_zp).T``, one per weight group (K
-    ascending), or one for per-channel weights."""
-    w, grouped, w_zp = spec.w, spec.grouped, spec.w_zp
-    k = w.shape[1]
-    slices = group_slices(k, w.group_size) if grouped else [slice(0, k)]
-    if _gemm is not None:
-        mats = w._cached(("gemm", _core.gemm_layout()), lambda: _pack_gemm(w, slices))
-        for j, (ks, pm) in enumerate(zip(slices, mats)):
-            zb = w_zp[:, j] if grouped else w_zp
-            yield _gemm.matmul_int(np.ascontiguousarray(a_q[:, ks]), pm, a_zp, zb)
-        return
-    # Interim without the integer GEMM: the centered integers as float64, whose BLAS products
-    # are exact (every partial sum is an integer below 2**53 for K < 1e11), then wrapped to int32.
-    mats = w._cached(("numpy-float64",), lambda: _centered_f64(w, w_zp, slices, grouped))
-    a = a_q.astype(np.float64) - a_zp[:, None]
-    for ks, wt in zip(slices, mats):
-        yield (a[:, ks] @ wt).astype(np.int64).astype(np.int32)
-
-
-def _pack_gemm(w, slices):
-    """One PackedMatrix per K-slice of ``w.int_repr().T`` (the ``b`` of matmul_int)."""
-    w_int = w.int_repr()
-    mats = []
-    for ks in slices:
-        b = np.ascontiguousarray(w_int[:, ks].T)
-        if w.dtype in ("int4", "uint4"):
-            mats.append(_gemm.pack_matrix(pack_int4(b, axis=0), dtype=w.dtype, k=b.shape[0]))
-        else:
-            mats.append(_gemm.pack_matrix(b))
-    return tuple(mats)
-
-
-def _centered_f64(w, w_zp, slices, grouped):
-    w_int = w.int_repr().astype(np.float64)
-    zp = w_zp.astype(np.float64)
-    out = []
-    for j, ks in enumerate(slices):
-        z = zp[:, j] if grouped else zp
-        out.append(np.ascontiguousarray((w_int[:, ks] - z[:, None]).T))
-    return tuple(out)
-
-
-def _weight_only(spec) -> np.ndarray:
-    """Dequantize, then a float32 product (agrees with the reference within
-    ``_reference_linear.WEIGHT_ONLY_RTOL``)."""
-    w_hat = spec.w.dequantize()
-    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
-        y = spec.x2 @ w_hat.T
+            # K = 0: a dynamic row has range [0, 0], hence scale 1.0
+            a_scale = np.full(m, spec.static_scale[0] if spec.static_scale is not None else 1.0,
+                              _F32)
+            if spec.grouped:
+                y = np.zeros((m, n), _F32) * a_scale[:, None]
+            else:
+                y = np.zeros((m, n), _F32) * (a_scale[:, None] * spec.w_scale[None, :])
         if spec.bias is not None:
             y = y + spec.bias
     return y.astype(_F32, copy=False)
-

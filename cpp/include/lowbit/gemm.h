@@ -74,9 +74,10 @@ void gemm_s32(const GemmA& a, const PackedB& b, const GemmZeroPoints& zp, int32_
 // Hook for fused epilogues (a float epilogue per output tile, as lb.linear needs): the same
 // product, but each finished tile [i0, i1) x [j0, j1) of int32 results (zero points applied) is
 // handed to epilogue(i0, i1, j0, j1, tile, ld) on the thread that computed it, from per-thread
-// scratch, instead of being stored. Tiles partition the output; each is delivered once. (Not yet
-// here: per-group K partial sums; they would run the tile kernels once per group of k-pairs with
-// accumulate = 0, since the kernels take any k range.)
+// scratch, instead of being stored. Tiles partition the output; each is delivered once. (lb.linear
+// has its own driver, lowbit/linear.h: it quantizes activations while packing A and needs
+// per-group K partial sums, which run the tile kernels over each group's range of k-pairs; the
+// kernels take any k range.)
 using GemmTileEpilogue = std::function<void(int64_t i0, int64_t i1, int64_t j0, int64_t j1,
                                             const int32_t* tile, int64_t ld)>;
 void gemm_s32_tiles(const GemmA& a, const PackedB& b, const GemmZeroPoints& zp,

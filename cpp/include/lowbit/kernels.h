@@ -88,6 +88,84 @@ using GemmPackBFn = void (*)(const uint8_t* b, int64_t ldb, int64_t k, int n, ui
 using GemmPeakFn = int64_t (*)(int64_t iters);
 // ----------------------------------------------------------------------- end of integer GEMM
 
+// ---------------------------------------------------------------------------------------------
+// lb.linear (issue 4): y = x @ W.T + bias with W packed as the GEMM's B (lowbit/linear.h has the
+// driver). Groups of K are whole k-pairs of the packed B: group j covers k-pairs [j*gp, (j+1)*gp)
+// (the last one ends at kp), so one kernel call serves per-channel weights (gp = kp) and
+// per-group weights alike.
+
+// The small-M path, fused: m <= 6 rows (the first m of an A panel) times one B panel of kp
+// k-pairs, every group of the panel in one pass over B. linear_small_u8_s32: 8-bit B, an A panel
+// of int16 k-pairs. linear_small_u4_s32: 4-bit B, an A quad panel (int8 a', see the large-M
+// int4 path; groups then start on even k-pairs). The int32 sums of group j, S_j[r][c] = sum over its k-pairs p of
+// a-pair(r, p) . b-pair(p, c) (wrapping), go through the epilogue e (below; e.s unused, e.t
+// unused: the running sums stay in registers) and y is written for rows < e.m = m, columns
+// < e.n.
+struct LinearEpilogue;
+using LinearSmallFn = void (*)(int64_t kp, int64_t gp, const int32_t* a, int m, const uint8_t* b,
+                               const LinearEpilogue& e);
+
+// The float epilogue of the integer linear, on an m x n block of output (any m, n). With
+//   C_j[r][c] = s[j*s_group + r*lds + c] + rterm[j*rt_group + r] * zb[j*w_group + c]
+//               - za[r] * cs[j*w_group + c]     (uint32, wrapping; za null: 0; zb null: zb_all)
+// (the exact int32 sums of (a - za)(u - zb) over group j, see linear.h), it computes in float32,
+// one rounding per operation, never fused:
+//   per channel (grouped false): y = float(C_0) * (as[r] * ws[c])  [then y = y + bias[c]]
+//   grouped: v = t_zero ? 0.0f : t[r][c]; for j < ngroups: v = v + float(C_j) * ws[j][c];
+//            finish ? y = v * as[r] [then + bias[c]] : t[r][c] = v.
+struct LinearEpilogue {
+  int m = 0, n = 0, ngroups = 1;
+  const int32_t* s = nullptr;
+  int64_t s_group = 0, lds = 0;
+  const uint32_t* rterm = nullptr;
+  int64_t rt_group = 0;
+  const int32_t* za = nullptr;
+  const int32_t* zb = nullptr;
+  int32_t zb_all = 0;
+  const int32_t* cs = nullptr;
+  const float* ws = nullptr;
+  int64_t w_group = 0;
+  bool grouped = false, t_zero = true, finish = true;
+  float* t = nullptr;
+  int64_t ldt = 0;
+  const float* as = nullptr;
+  const float* bias = nullptr;
+  float* y = nullptr;
+  int64_t ldy = 0;
+};
+using LinearEpilogueFn = void (*)(const LinearEpilogue& e);
+
+// The large-M path with per-group weights, fused: one 6x16 block (rows < e.m of the A panel a,
+// columns < e.n) over ng consecutive groups. Group j of the call (0-based) takes the A words
+// [j*gw, j*gw + (j == ng-1 ? wlast : gw)) and the matching B: linear_tile_u8_s32: int16 k-pair
+// words x an 8-bit B panel (32 bytes a k-pair); linear_tile_q4_s32: int8 k-quad words x a B
+// quad panel (64 bytes a quad, gemm_decode_q4). Each group's int32 sums are folded as the
+// epilogue's grouped case with ngroups = 1 at group j (e.rterm + j*rt_group; e.zb, e.cs,
+// e.ws + j*w_group): t = (j == 0 && e.t_zero ? 0.0f : t) + float(C_j) * ws_j; after the last
+// group y = t * as (+ bias) if e.finish, else t is stored. e.t has room for 16 columns a row.
+using LinearTileFn = void (*)(int64_t ng, int64_t gw, int64_t wlast, const int32_t* a,
+                              const uint8_t* b, const LinearEpilogue& e);
+
+// Weight-only, small M: y[r][c] (r < m <= 6, c < n <= 16) for one B panel (8-bit:
+// linear_small_u8_f32, 4-bit: linear_small_u4_f32) and float rows x[r * ldx + k] (2*kp floats
+// each, zero where the packed B has padding):
+//   y = sum_j ws[j][c] * sum_{k in group j} x[r][k] * float(u[k][c] - zb[j][c])  (+ bias[c])
+// summed in float32 in an order of the kernel's choosing (weight-only is within a tolerance).
+using LinearSmallF32Fn = void (*)(int64_t kp, int64_t gp, const float* x, int64_t ldx, int m,
+                                  const uint8_t* b, const int32_t* zb, const float* ws,
+                                  int64_t w_group, const float* bias, float* y, int64_t ldy,
+                                  int n);
+// Weight-only, large M: k-pairs [p0, p0 + kp) of a B panel (b at the panel's start) dequantized
+// to float, 2*kp rows of 16 from out: out[k][c] = float(u[k][c] - zb[j][c]) * ws[j][c] with
+// j = (pair index) / gp the pair's group: exactly lb.dequantize's formula.
+using LinearDequantFn = void (*)(const uint8_t* b, int64_t p0, int64_t kp, int64_t gp,
+                                 const int32_t* zb, const float* ws, int64_t w_group, float* out);
+// 6x16 float tile: c[r][j] (+)= sum_{k < kk} a[k*6 + r] * b[k*16 + j] for r < m, j < n
+// (accumulate != 0 adds to c). a: a float A panel of 6 rows; b: a dequantized B micro-panel.
+using LinearTileF32Fn = void (*)(int64_t kk, const float* a, const float* b, float* c,
+                                 int64_t ldc, int m, int n, int accumulate);
+// ------------------------------------------------------------------------------ end of linear
+
 struct KernelTable {
 #define LOWBIT_KERNEL(name, type) type name;
 #include "lowbit/kernel_list.inc"
@@ -99,6 +177,7 @@ struct KernelTable {
   namespace isa {                      \
   void fill_quantize(KernelTable& t);  \
   void fill_gemm(KernelTable& t);      \
+  void fill_linear(KernelTable& t);    \
   }
 LOWBIT_DECLARE_ISA(scalar)
 LOWBIT_DECLARE_ISA(avx2)

@@ -1,0 +1,452 @@
+// lb.linear driver: activation quantization fused into packing A, per-group integer sums and
+// the float epilogue per tile, weight-only dequantization on the fly. Built with baseline flags:
+// it only calls kernels through the active table. The arithmetic contract is in lowbit/linear.h.
+#include "lowbit/linear.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cfloat>
+#include <cmath>
+#include <memory>
+#include <vector>
+
+#include "lowbit/kernels.h"
+#include "lowbit/runtime.h"
+
+namespace lowbit {
+namespace {
+
+constexpr int64_t kMR = gemm_layout::kMR;
+constexpr int64_t kNR = gemm_layout::kNR;
+
+// Blocking as in the GEMM driver (runtime/gemm.cpp): K blocks of kKC k-pairs for per-channel
+// integer tiles, output tiles of kMC x kNC. The float path's K block is kKCF k-pairs: its B
+// micro-panel, 2 kKCF rows of 16 floats (16 KiB), stays in L1 while every A panel of the tile
+// meets it.
+constexpr int64_t kKC = 256;
+constexpr int64_t kKCF = 128;
+constexpr int64_t kMC = 16 * kMR;
+constexpr int64_t kNC = 16 * kNR;
+// A tile's packed A up to this size is kept whole in L2 (no K blocking).
+constexpr int64_t kFullKBytes = 192 * 1024;
+// M up to this many rows streams B once (the decoding case). Weight-only: the streaming kernel
+// widens each weight to float once a row, the tiled path once a tile of up to 96 rows.
+constexpr int64_t kSmallM = 8;
+constexpr int64_t kSmallWeightOnly = 2;
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+int64_t panel_bytes(int64_t k, int bits) { return ceil_div(k, 2) * (bits == 8 ? 2 : 1) * kNR; }
+
+int64_t chunk_len(int64_t n, int64_t parts, int64_t min_chunk) {
+  return std::max(min_chunk, ceil_div(n, std::max<int64_t>(parts, 1)));
+}
+
+// Where the K groups lie in the packed K (lowbit/linear.h, "Groups").
+struct Geometry {
+  int64_t k = 0, g = 0, gpad = 0, ngroups = 1, kpad = 0;
+  int64_t kp = 0;  // k-pairs of the packed K
+  int64_t gp = 0;  // k-pairs a group (the last may have fewer)
+  int64_t len(int64_t j) const { return std::min(g, k - j * g); }  // true elements of group j
+};
+
+Geometry geometry(const LinearWeights& w) {
+  Geometry q;
+  q.k = w.k, q.g = w.g, q.gpad = w.gpad, q.ngroups = w.ngroups, q.kpad = w.b.k;
+  q.kp = ceil_div(q.kpad, 2);
+  q.gp = q.ngroups == 1 ? q.kp : q.gpad / 2;
+  return q;
+}
+
+// The output tiles of the large-M paths: mc x nc, shrunk when there are fewer than three per
+// thread (any split gives the same bits).
+struct Tiling {
+  int64_t mc = kMC, nc = kNC, tn = 1, count = 1;
+};
+
+Tiling tiling(int64_t m, int64_t n, int64_t mc) {
+  Tiling t;
+  t.mc = mc;
+  const int64_t want = 3 * int64_t(get_num_threads());
+  auto count = [&] { return ceil_div(m, t.mc) * ceil_div(n, t.nc); };
+  while (count() < want && t.nc > 4 * kNR) t.nc /= 2;
+  while (count() < want && t.mc > 2 * kMR) t.mc = ceil_div(t.mc / 2, kMR) * kMR;
+  t.tn = ceil_div(n, t.nc);
+  t.count = count();
+  return t;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Activations
+
+// Round half to even of a value already clamped to the int32 range (no floating-point
+// environment involved; as the scalar quantize kernel does).
+int32_t rne(float v) {
+  const int32_t i = static_cast<int32_t>(v);
+  const float d = v - static_cast<float>(i);
+  return i + ((d > 0.5f) | ((d == 0.5f) & (i & 1))) - ((d < -0.5f) | ((d == -0.5f) & (i & 1)));
+}
+
+// A row's dynamic scale and zero point, as lowbit.reference.linear's dynamic_act_qparams (the
+// min-max formulas of calibrate, float32): int8: absmax / 127, zero point 0; uint8:
+// lo = min(0, min x), hi = max(0, max x), (hi - lo) / 255, zp = clamp(rne(0 - lo / scale), 0,
+// 255); a zero or subnormal scale becomes 1.0. Returns a status bit, 0 on success.
+int row_qparams(const KernelTable& t, const float* x, int64_t k, LinearAct act, float& scale,
+                int32_t& zp) {
+  float mn = INFINITY, mx = -INFINITY;
+  if (t.minmax_f32(x, k, 0, &mn, &mx) || !std::isfinite(mn) || !std::isfinite(mx))
+    return kLinearNonFinite;
+  if (act == LinearAct::kInt8) {
+    scale = std::max(std::fabs(mn), std::fabs(mx)) / 127.0f;
+    if (!(scale >= FLT_MIN)) scale = 1.0f;
+    zp = 0;
+    return 0;
+  }
+  const float lo = mn < 0.0f ? mn : 0.0f, hi = mx > 0.0f ? mx : 0.0f;
+  scale = (hi - lo) / 255.0f;
+  if (!std::isfinite(scale)) return kLinearOverflow;
+  if (scale < FLT_MIN) scale = 1.0f;
+  float v = 0.0f - lo / scale;
+  v = v < 0.0f ? 0.0f : (v > 255.0f ? 255.0f : v);
+  zp = rne(v);
+  return 0;
+}
+
+// Quantized activations in the GEMM's A panel layout (kernels.h): int16 k-pairs, or int8
+// k-quads of a' = a - off (off = 128 for uint8 activations, so they fit int8). Positions that
+// are not real k (group gaps, the tail) hold 0: they meet u = 0 in the packed B.
+struct ActPanels {
+  std::unique_ptr<int32_t[]> data;  // panels x kw x 6 words
+  std::vector<uint32_t> rterm;      // [group][row]: g_j * za' - sum over group j of a'
+  std::vector<int32_t> za;          // [row]: za' = zero point - off
+  std::vector<float> as;            // [row]: scale
+  int64_t panels = 0, kw = 0, mpad = 0;
+  bool any_za = false;
+  const int32_t* panel(int64_t p) const { return data.get() + p * kw * kMR; }
+};
+
+int pack_act(const KernelTable& t, const LinearInput& in, const Geometry& q, bool quads,
+             bool parallel, ActPanels& pa) {
+  const bool sgn = in.act == LinearAct::kInt8;
+  const int32_t qmin = sgn ? -128 : 0, qmax = sgn ? 127 : 255;
+  const int32_t off = quads && !sgn ? 128 : 0;
+  const int64_t step = quads ? 4 : 2;
+  pa.panels = ceil_div(in.m, kMR);
+  pa.mpad = pa.panels * kMR;
+  pa.kw = ceil_div(q.kpad, step);
+  pa.data.reset(new int32_t[std::max<int64_t>(1, pa.panels * pa.kw * kMR)]);
+  pa.rterm.assign(static_cast<size_t>(q.ngroups * pa.mpad), 0u);
+  pa.za.assign(static_cast<size_t>(pa.mpad), 0);
+  pa.as.assign(static_cast<size_t>(pa.mpad), 1.0f);
+  std::atomic<int> status{0};
+  std::atomic<bool> any_za{false};
+  auto one = [&](int64_t p) {
+    std::vector<uint8_t> qrow(static_cast<size_t>(q.k));
+    std::vector<int32_t> v(static_cast<size_t>(pa.kw * step));
+    int32_t* out = pa.data.get() + p * pa.kw * kMR;
+    for (int64_t r = 0; r < kMR; ++r) {
+      const int64_t i = p * kMR + r;
+      int st = 0;
+      float scale = in.scale;
+      int32_t zp = in.zero_point;
+      if (i < in.m) {
+        const float* x = in.x + i * in.ldx;
+        if (!in.is_static) st = row_qparams(t, x, q.k, in.act, scale, zp);
+        if (!st && t.quantize_f32_q8(x, q.k, &scale, &zp, 0, qmin, qmax, qrow.data()))
+          st = kLinearNaN;
+      }
+      if (i >= in.m || st) {  // padding row (or a failed one: the call reports it)
+        status.fetch_or(st);
+        for (int64_t w = 0; w < pa.kw; ++w) out[w * kMR + r] = 0;
+        continue;
+      }
+      const int32_t za = zp - off;
+      pa.as[i] = scale;
+      pa.za[i] = za;
+      if (za) any_za.store(true, std::memory_order_relaxed);
+      std::fill(v.begin(), v.end(), 0);
+      for (int64_t j = 0; j < q.ngroups; ++j) {
+        const int64_t k0 = j * q.g, len = q.len(j);
+        int32_t* vj = v.data() + j * q.gpad;
+        uint32_t sum = 0;
+        if (sgn) {
+          for (int64_t kk = 0; kk < len; ++kk) {
+            vj[kk] = int32_t(int8_t(qrow[k0 + kk])) - off;
+            sum += static_cast<uint32_t>(vj[kk]);
+          }
+        } else {
+          for (int64_t kk = 0; kk < len; ++kk) {
+            vj[kk] = int32_t(qrow[k0 + kk]) - off;
+            sum += static_cast<uint32_t>(vj[kk]);
+          }
+        }
+        pa.rterm[j * pa.mpad + i] =
+            static_cast<uint32_t>(len) * static_cast<uint32_t>(za) - sum;
+      }
+      if (quads) {
+        for (int64_t w = 0; w < pa.kw; ++w) {
+          const int32_t* s = v.data() + 4 * w;
+          out[w * kMR + r] = static_cast<int32_t>(
+              (uint32_t(s[0]) & 0xFFu) | (uint32_t(s[1]) & 0xFFu) << 8 |
+              (uint32_t(s[2]) & 0xFFu) << 16 | uint32_t(s[3]) << 24);
+        }
+      } else {
+        for (int64_t w = 0; w < pa.kw; ++w)
+          out[w * kMR + r] = static_cast<int32_t>((uint32_t(v[2 * w]) & 0xFFFFu) |
+                                                  uint32_t(v[2 * w + 1]) << 16);
+      }
+    }
+  };
+  if (parallel) {
+    parallel_for(pa.panels, one);
+  } else {
+    for (int64_t p = 0; p < pa.panels; ++p) one(p);
+  }
+  pa.any_za = any_za.load();
+  return status.load();
+}
+
+// The epilogue fields for output rows from i, columns from j and groups from jg.
+LinearEpilogue epilogue_for(const LinearWeights& w, const LinearInput& in, const ActPanels& pa,
+                            int64_t i, int64_t j, int64_t jg, float* y, int64_t ldy) {
+  LinearEpilogue e;
+  e.rterm = pa.rterm.data() + jg * pa.mpad + i;
+  e.rt_group = pa.mpad;
+  e.za = pa.any_za ? pa.za.data() + i : nullptr;
+  const int64_t wj = w.table(j, jg);
+  e.zb = w.zb_uniform ? nullptr : w.zb + wj;
+  e.zb_all = w.zb[0];
+  e.cs = w.cs + wj, e.ws = w.ws + wj;
+  e.w_group = kNR;
+  e.grouped = w.grouped;
+  e.as = pa.as.data() + i;
+  e.bias = in.bias ? in.bias + j : nullptr;
+  e.y = y + i * ldy + j;
+  e.ldy = ldy;
+  return e;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Integer paths
+
+// M <= kSmallM: each B panel is streamed once per A panel (once for M <= 6) by the fused small-M
+// kernel, which folds the sums of each group into running float sums (in group order) as it
+// goes and writes y. Threads take chunks of column panels.
+void small_int(const KernelTable& t, const LinearInput& in, const LinearWeights& w,
+               const Geometry& q, const ActPanels& pa, float* y, int64_t ldy) {
+  const int64_t n_all = w.b.n, npanels = ceil_div(n_all, kNR);
+  const int64_t pbytes = panel_bytes(q.kpad, w.b.bits);
+  const LinearSmallFn kernel = w.b.bits == 8 ? t.linear_small_u8_s32 : t.linear_small_u4_s32;
+  const int64_t chunk = chunk_len(npanels, 8 * int64_t(get_num_threads()), 1);
+  parallel_for(ceil_div(npanels, chunk), [&](int64_t c) {
+    const int64_t p1 = std::min(npanels, (c + 1) * chunk);
+    for (int64_t p = c * chunk; p < p1; ++p) {
+      const int64_t j = p * kNR;
+      for (int64_t ia = 0; ia < pa.panels; ++ia) {
+        const int m = static_cast<int>(std::min(kMR, in.m - ia * kMR));
+        LinearEpilogue e = epilogue_for(w, in, pa, ia * kMR, j, 0, y, ldy);
+        e.m = m;
+        e.n = static_cast<int>(std::min(kNR, n_all - j));
+        e.ngroups = static_cast<int>(q.ngroups);
+        kernel(q.kp, q.gp, pa.panel(ia), m, w.b.data + p * pbytes, e);
+      }
+    }
+  });
+}
+
+// M > kSmallM: output tiles split over threads. Per channel: the tile's int32 sums accumulate
+// over K blocks in a per-thread buffer, then one epilogue writes the tile. Per group: K blocks
+// of whole groups; for each block, B micro-panel and A panel, the fused tile kernel folds the
+// sums of every group of the block, in order, into float running sums (a per-thread tile
+// buffer; the last block writes y). 8-bit B: int16 A pairs x the stored panel; 4-bit B: int8 A
+// quads x a B micro-panel decoded to quads.
+void large_int(const KernelTable& t, const LinearInput& in, const LinearWeights& w,
+               const Geometry& q, const ActPanels& pa, float* y, int64_t ldy) {
+  const bool four = w.b.bits == 4;
+  const int64_t n_all = w.b.n;
+  const int64_t pbytes = panel_bytes(q.kpad, w.b.bits);
+  const GemmTileFn kernel = four ? t.gemm_s8u4_s32 : t.gemm_u8_s32;
+  const int64_t kw = pa.kw;                  // A words a row: k-pairs, or k-quads for 4-bit
+  const int64_t kwc = four ? kKC / 2 : kKC;  // words a K block (kKC k-pairs either way)
+  // words and k-pairs a group (the last group takes what is left)
+  const int64_t gw = q.ngroups == 1 ? kw : (four ? q.gpad / 4 : q.gpad / 2);
+  const LinearTileFn tile_fn = four ? t.linear_tile_q4_s32 : t.linear_tile_u8_s32;
+  const Tiling tl = tiling(in.m, n_all, four ? 2 * kMC : kMC);
+  parallel_for(tl.count, [&](int64_t tile) {
+    const int64_t i0 = (tile / tl.tn) * tl.mc, i1 = std::min(in.m, i0 + tl.mc);
+    const int64_t j0 = (tile % tl.tn) * tl.nc, j1 = std::min(n_all, j0 + tl.nc);
+    const int64_t ld = j1 - j0;
+    // Few rows (M = 9..32 or so): all of the tile's A fits in L2, so K is not blocked and each
+    // B micro-panel is read from start to end (a sequential stream, at memory speed) while
+    // every A panel meets it. Else K blocks of about kKC k-pairs keep A's block in L2 and a
+    // B micro-panel's block in L1.
+    const bool full_k = (i1 - i0) * kw * 4 <= kFullKBytes;
+    const int64_t kwb = full_k ? kw : kwc;
+    const int64_t nb = full_k ? q.ngroups : std::max<int64_t>(1, kKC / q.gp);  // groups a block
+    if (!w.grouped) {
+      std::vector<int32_t> sc(static_cast<size_t>((i1 - i0) * ld));
+      std::vector<uint8_t> decoded(four ? static_cast<size_t>(kwb * 4 * kNR) : 0);  // B quads
+      for (int64_t k0 = 0; k0 < kw; k0 += kwb) {
+        const int64_t kc = std::min(kwb, kw - k0);
+        for (int64_t j = j0; j < j1; j += kNR) {
+          const uint8_t* bp = w.b.data + (j / kNR) * pbytes;
+          if (four) {
+            const int64_t p0 = 2 * k0;
+            t.gemm_decode_q4(bp + p0 * kNR, std::min(2 * kc, q.kp - p0), decoded.data());
+            bp = decoded.data();
+          } else {
+            bp += k0 * 2 * kNR;
+          }
+          const int n = static_cast<int>(std::min(kNR, j1 - j));
+          for (int64_t i = i0; i < i1; i += kMR) {
+            const int m = static_cast<int>(std::min(kMR, i1 - i));
+            kernel(kc, pa.panel(i / kMR) + k0 * kMR, bp, sc.data() + (i - i0) * ld + (j - j0),
+                   ld, m, n, k0 > 0);
+          }
+        }
+      }
+      LinearEpilogue e = epilogue_for(w, in, pa, i0, j0, 0, y, ldy);
+      e.m = static_cast<int>(i1 - i0), e.n = static_cast<int>(ld);
+      e.s = sc.data(), e.lds = ld;
+      t.linear_epilogue_s32(e);
+      return;
+    }
+    // Blocks of whole groups of about kKC k-pairs: the fused tile kernel runs every group of a
+    // block and folds each into the running sums tb (rows of ldt floats, room for 16 columns).
+    const int64_t ldt = ceil_div(ld, kNR) * kNR;
+    std::vector<float> tb(static_cast<size_t>((i1 - i0) * ldt));
+    std::vector<uint8_t> decoded(
+        four ? static_cast<size_t>(ceil_div(std::min(nb * q.gp, q.kp), 2) * 4 * kNR) : 0);
+    for (int64_t jg0 = 0; jg0 < q.ngroups; jg0 += nb) {
+      const int64_t ng = std::min(nb, q.ngroups - jg0);
+      const bool last = jg0 + ng == q.ngroups;
+      const int64_t w0 = jg0 * gw, wlast = last ? kw - (q.ngroups - 1) * gw : gw;
+      const int64_t pp0 = jg0 * q.gp, pn = last ? q.kp - pp0 : ng * q.gp;
+      for (int64_t j = j0; j < j1; j += kNR) {
+        const uint8_t* bp = w.b.data + (j / kNR) * pbytes + pp0 * (four ? kNR : 2 * kNR);
+        if (four) {
+          t.gemm_decode_q4(bp, pn, decoded.data());
+          bp = decoded.data();
+        }
+        for (int64_t i = i0; i < i1; i += kMR) {
+          LinearEpilogue e = epilogue_for(w, in, pa, i, j, jg0, y, ldy);
+          e.m = static_cast<int>(std::min(kMR, i1 - i));
+          e.n = static_cast<int>(std::min(kNR, j1 - j));
+          e.t = tb.data() + (i - i0) * ldt + (j - j0), e.ldt = ldt;
+          e.t_zero = jg0 == 0;
+          e.finish = last;
+          tile_fn(ng, gw, wlast, pa.panel(i / kMR) + w0 * kMR, bp, e);
+        }
+      }
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Weight-only paths
+
+// x rows copied to the packed K (2 kp floats a row, zero in the gaps and past K).
+void pad_rows(const LinearInput& in, const Geometry& q, int64_t i0, int64_t rows, float* out,
+              int64_t ldo) {
+  for (int64_t r = 0; r < rows; ++r) {
+    float* o = out + r * ldo;
+    std::fill(o, o + ldo, 0.0f);
+    const float* x = in.x + (i0 + r) * in.ldx;
+    for (int64_t j = 0; j < q.ngroups; ++j)
+      std::copy(x + j * q.g, x + j * q.g + q.len(j), o + j * q.gpad);
+  }
+}
+
+void small_f32(const KernelTable& t, const LinearInput& in, const LinearWeights& w,
+               const Geometry& q, float* y, int64_t ldy) {
+  const int64_t ldx = 2 * q.kp;
+  std::vector<float> xp(static_cast<size_t>(in.m * ldx));
+  pad_rows(in, q, 0, in.m, xp.data(), ldx);
+  const int64_t n_all = w.b.n, npanels = ceil_div(n_all, kNR);
+  const int64_t pbytes = panel_bytes(q.kpad, w.b.bits);
+  const LinearSmallF32Fn kernel = w.b.bits == 8 ? t.linear_small_u8_f32 : t.linear_small_u4_f32;
+  const int64_t chunk = chunk_len(npanels, 8 * int64_t(get_num_threads()), 1);
+  parallel_for(ceil_div(npanels, chunk), [&](int64_t c) {
+    const int64_t p1 = std::min(npanels, (c + 1) * chunk);
+    for (int64_t p = c * chunk; p < p1; ++p) {
+      const int64_t j = p * kNR;
+      const int n = static_cast<int>(std::min(kNR, n_all - j));
+      for (int64_t i = 0; i < in.m; i += kMR) {
+        const int m = static_cast<int>(std::min(kMR, in.m - i));
+        kernel(q.kp, q.gp, xp.data() + i * ldx, ldx, m, w.b.data + p * pbytes, w.zb + w.table(j, 0),
+               w.ws + w.table(j, 0), kNR, in.bias ? in.bias + j : nullptr, y + i * ldy + j, ldy, n);
+      }
+    }
+  });
+}
+
+void large_f32(const KernelTable& t, const LinearInput& in, const LinearWeights& w,
+               const Geometry& q, float* y, int64_t ldy) {
+  // A: float panels of 6 rows, [k][row] over the packed K (zero in the gaps and past M).
+  const int64_t kk = 2 * q.kp, panels = ceil_div(in.m, kMR);
+  std::unique_ptr<float[]> a(new float[panels * kk * kMR]);
+  parallel_for(panels, [&](int64_t p) {
+    const int64_t rows = std::min(kMR, in.m - p * kMR);
+    std::vector<float> xp(static_cast<size_t>(rows * kk));
+    pad_rows(in, q, p * kMR, rows, xp.data(), kk);
+    float* ap = a.get() + p * kk * kMR;
+    for (int64_t k = 0; k < kk; ++k)
+      for (int64_t r = 0; r < kMR; ++r) ap[k * kMR + r] = r < rows ? xp[r * kk + k] : 0.0f;
+  });
+  const int64_t n_all = w.b.n;
+  const int64_t pbytes = panel_bytes(q.kpad, w.b.bits);
+  const LinearDequantFn dequant = w.b.bits == 8 ? t.linear_dequant_u8_f32 : t.linear_dequant_u4_f32;
+  // Up to 192 rows a tile (A block: 192 rows x 256 k x 4 bytes, in L2), so a batch of 128 is
+  // one tile row and each B micro-panel is dequantized once.
+  const Tiling tl = tiling(in.m, n_all, 2 * kMC);
+  parallel_for(tl.count, [&](int64_t tile) {
+    const int64_t i0 = (tile / tl.tn) * tl.mc, i1 = std::min(in.m, i0 + tl.mc);
+    const int64_t j0 = (tile % tl.tn) * tl.nc, j1 = std::min(n_all, j0 + tl.nc);
+    std::vector<float> bf(static_cast<size_t>(kKCF * 2 * kNR));
+    for (int64_t p0 = 0; p0 < q.kp; p0 += kKCF) {
+      const int64_t kc = std::min(kKCF, q.kp - p0);
+      for (int64_t j = j0; j < j1; j += kNR) {
+        dequant(w.b.data + (j / kNR) * pbytes, p0, kc, q.gp, w.zb + w.table(j, 0),
+                w.ws + w.table(j, 0), kNR, bf.data());
+        const int n = static_cast<int>(std::min(kNR, j1 - j));
+        for (int64_t i = i0; i < i1; i += kMR) {
+          const int m = static_cast<int>(std::min(kMR, i1 - i));
+          t.linear_tile_f32(2 * kc, a.get() + (i / kMR) * kk * kMR + 2 * p0 * kMR, bf.data(),
+                            y + i * ldy + j, ldy, m, n, p0 > 0);
+        }
+      }
+    }
+    if (in.bias) {
+      for (int64_t i = i0; i < i1; ++i)
+        for (int64_t j = j0; j < j1; ++j) y[i * ldy + j] = y[i * ldy + j] + in.bias[j];
+    }
+  });
+}
+
+}  // namespace
+
+int linear_f32(const LinearInput& in, const LinearWeights& w, float* y, int64_t ldy) {
+  if (in.m <= 0 || w.b.n <= 0 || w.k <= 0) return 0;
+  const KernelTable& t = active_table();  // one table for the whole call
+  const Geometry q = geometry(w);
+  const bool small = in.m <= kSmallM;
+  if (in.act == LinearAct::kNone) {
+    if (in.m <= kSmallWeightOnly) {
+      small_f32(t, in, w, q, y, ldy);
+    } else {
+      large_f32(t, in, w, q, y, ldy);
+    }
+    return 0;
+  }
+  ActPanels pa;
+  const int status = pack_act(t, in, q, w.b.bits == 4, !small, pa);
+  if (status) return status;
+  if (small) {
+    small_int(t, in, w, q, pa, y, ldy);
+  } else {
+    large_int(t, in, w, q, pa, y, ldy);
+  }
+  return 0;
+}
+
+}  // namespace lowbit

@@ -282,3 +282,34 @@ def check_vs_ref(name, *args, **kwargs):
         return None
     assert_same(got, want, f"lb.{name}")
     return got
+
+
+# ----------------------------------------------------------------------------------------------
+# Hardening (issue 5): the long differential-fuzz profile and opt-in slow tests.
+
+# `python -m pytest tests/test_fuzz.py --hypothesis-profile=fuzz` searches for as long as
+# LOWBIT_FUZZ_EXAMPLES examples a test (default 100000) allow; the "ci" profile above stays the
+# default, so the regular run draws a few dozen examples a test.
+settings.register_profile(
+    "fuzz",
+    parent=settings.get_profile("ci"),
+    max_examples=int(os.environ.get("LOWBIT_FUZZ_EXAMPLES", "100000")),
+    deadline=None,
+)
+
+
+def pytest_addoption(parser):
+    parser.addoption("--run-slow", action="store_true", default=False,
+                     help="also run tests marked slow (arrays past 2**31 elements: minutes and "
+                          "several GiB of memory)")
+
+
+def pytest_collection_modifyitems(config, items):
+    # Tests marked slow are skipped unless --run-slow is given, so README's plain test command
+    # stays fast (-m "not slow" would also work, but nobody should need to remember it).
+    if config.getoption("--run-slow"):
+        return
+    skip = pytest.mark.skip(reason="slow: run with --run-slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)

@@ -84,12 +84,21 @@ def qdtype(dtype: Any) -> QDType:
 
 
 def float_array(x: Any, name: str) -> np.ndarray:
-    """``x`` as a C-contiguous float32 array; float16/float64 are cast, anything else refused."""
+    """``x`` as a C-contiguous, aligned float32 array; float16/float64 are cast, anything else
+    refused."""
     arr = np.asarray(x)
     if arr.dtype.kind != "f":
         raise TypeError(f"{name} must be a floating-point array (float16, float32 or float64), "
                         f"got dtype {arr.dtype}")
-    return np.asarray(arr, dtype=np.float32, order="C")
+    return aligned_c(arr, np.float32)
+
+
+def aligned_c(arr: Any, dtype: Any) -> np.ndarray:
+    """``arr`` as a C-contiguous array of ``dtype`` whose data address is a multiple of the item
+    size (copied only when it is not already). NumPy allows misaligned arrays (views of a byte
+    buffer at an odd offset); the kernels take ``float*`` / ``int32_t*``, and a misaligned one
+    is undefined behaviour in C++ (UBSan reports it; vectorized code may assume alignment)."""
+    return np.require(arr, dtype, ("C", "A"))
 
 
 def normalize_axis(axis: Any, ndim: int, name: str = "axis") -> int:
@@ -175,7 +184,7 @@ def scale_array(scale: Any, gran: Granularity) -> np.ndarray:
     s = np.asarray(scale)
     if s.dtype.kind not in "fiu" or s.dtype == np.bool_:
         raise TypeError(f"scale must be a float32 array or float, got dtype {s.dtype}")
-    s = np.ascontiguousarray(s, dtype=np.float32)
+    s = aligned_c(np.ascontiguousarray(s, dtype=np.float32), np.float32)  # (0-d becomes (1,))
     _check_param_shape(s, gran, "scale")
     s = s.reshape(gran.scale_shape)
     with np.errstate(invalid="ignore"):
@@ -204,7 +213,7 @@ def zero_point_array(zp: Any, gran: Granularity, lo: int, hi: int, what: str) ->
     if z.size and (z.min() < lo or z.max() > hi):
         raise ValueError(f"zero_point must lie in {lo}..{hi} ({what}); "
                          f"got values in {z.min()}..{z.max()}")
-    return np.ascontiguousarray(z.reshape(gran.scale_shape), dtype=np.int32)
+    return aligned_c(z.reshape(gran.scale_shape), np.int32)
 
 
 class QuantSpec(NamedTuple):

@@ -123,7 +123,9 @@ def dequantize(q, scale, zero_point=None, *, axis=None, group_size=None, out=Non
             qi = unpack_int4(spec.q, signed=spec.kind == 2, axis=-1, n=spec.shape[-1])
             return dequantize(qi, spec.scale, spec.zp, axis=spec.gran.axis,
                               group_size=spec.gran.group_size, out=out)
-    direct = out is not None and out.flags.c_contiguous
+    # A misaligned out (a view at an odd byte offset) is filled through an aligned buffer: the
+    # kernels store through float*, which must be 4-byte aligned.
+    direct = out is not None and out.flags.c_contiguous and out.flags.aligned
     buf = out if direct else np.empty(spec.shape, _F32)
     _core.dequantize(spec.q.view(np.uint8), spec.kind, spec.scale, spec.zp, layout, buf)
     return buf if direct else _checks.finish(buf, out)

@@ -5,9 +5,11 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <exception>
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <utility>
 
 #include "lowbit/runtime.h"
 
@@ -48,6 +50,9 @@ class Pool {
     std::unique_lock<std::mutex> lk(m_);
     done_.wait(lk, [&] { return pending_ == 0; });
     fn_ = nullptr;
+    // A task that threw (std::bad_alloc, say) is rethrown here, once every worker has left the
+    // job, so nothing still runs on the caller's stack references.
+    if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
     return true;
   }
 
@@ -57,7 +62,15 @@ class Pool {
   }
 
   void work() {
-    for (int64_t i; (i = next_.fetch_add(1, std::memory_order_relaxed)) < n_;) (*fn_)(i);
+    for (int64_t i; (i = next_.fetch_add(1, std::memory_order_relaxed)) < n_;) {
+      try {
+        (*fn_)(i);
+      } catch (...) {
+        std::lock_guard<std::mutex> lk(m_);
+        if (!error_) error_ = std::current_exception();
+        next_.store(n_, std::memory_order_relaxed);  // hand out no more tasks
+      }
+    }
   }
 
   void loop() {
@@ -83,6 +96,7 @@ class Pool {
   int64_t n_ = 0;
   std::atomic<int64_t> next_{0};
   int pending_ = 0;
+  std::exception_ptr error_;  // first exception thrown by a task of the current job
   uint64_t generation_ = 0;
   bool stop_ = false;
 };

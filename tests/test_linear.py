@@ -202,6 +202,20 @@ def test_shapes_around_tiles(isa, fmt, kg, rng):
                         f"{isa} {fmt} K={k} g={g} M={m} N={wq.shape[0]}")
 
 
+@pytest.mark.parametrize("fmt", FORMATS[:4], ids=lambda f: f"{f[0]}{'s' if f[1] else 'a'}-{f[2]}")
+@pytest.mark.parametrize("m", [97, 150, 193, 200])
+def test_tall_batches(isa, fmt, m, rng):
+    """Batches past one tile row (up to 192 rows a tile): several tile rows, a short last one,
+    K blocks of 256 k-pairs, a partial last B panel (the next panel is prefetched)."""
+    wdt, sym, act = fmt
+    for g in (None, 64):
+        w_q, _ = _setup(rng, wdt, sym, 0 if g is None else 1, g, k=600, n=40)
+        x = _x(rng, (m, 600))
+        b = rng.standard_normal(40).astype(np.float32)
+        assert_same(lb.linear(x, w_q, b, act_dtype=act), lbr.linear(x, w_q, b, act_dtype=act),
+                    f"{isa} {fmt} g={g} M={m}")
+
+
 def _rows_of(w_q, cols):
     """The QTensor of output channels ``cols`` of w_q."""
     return lb.QTensor(w_q.data[cols], w_q.scale[cols], w_q.zero_point[cols], w_q.dtype,

@@ -38,6 +38,15 @@ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 int64_t panel_bytes(int64_t k, int bits) { return ceil_div(k, 2) * (bits == 8 ? 2 : 1) * kNR; }
 
+// Part `part` of `parts` of the cache lines of [p, p + len): the tiled paths prefetch the next
+// B micro-panel a slice per A panel, so that it is in cache when its turn comes (measured +6%
+// at 128 x 4096 x 4096 with the hardware prefetchers alone as the baseline).
+void prefetch_part(const uint8_t* p, int64_t len, int64_t part, int64_t parts) {
+  const int64_t lines = (len + 63) / 64, per = (lines + parts - 1) / parts;
+  const int64_t end = std::min(lines, (part + 1) * per);
+  for (int64_t l = part * per; l < end; ++l) __builtin_prefetch(p + l * 64);
+}
+
 int64_t chunk_len(int64_t n, int64_t parts, int64_t min_chunk) {
   return std::max(min_chunk, ceil_div(n, std::max<int64_t>(parts, 1)));
 }
@@ -271,7 +280,10 @@ void large_int(const KernelTable& t, const LinearInput& in, const LinearWeights&
   // words and k-pairs a group (the last group takes what is left)
   const int64_t gw = q.ngroups == 1 ? kw : (four ? q.gpad / 4 : q.gpad / 2);
   const LinearTileFn tile_fn = four ? t.linear_tile_q4_s32 : t.linear_tile_u8_s32;
-  const Tiling tl = tiling(in.m, n_all, four ? 2 * kMC : kMC);
+  // Up to 192 rows a tile, so that a batch of 128 is one row of tiles and each B micro-panel
+  // is read once (A's K block, 192 rows x kKC k-pairs x 4 bytes, stays in L2).
+  const Tiling tl = tiling(in.m, n_all, 2 * kMC);
+  const int64_t bstep = four ? kNR : 2 * kNR;  // bytes a k-pair of a B panel
   parallel_for(tl.count, [&](int64_t tile) {
     const int64_t i0 = (tile / tl.tn) * tl.mc, i1 = std::min(in.m, i0 + tl.mc);
     const int64_t j0 = (tile % tl.tn) * tl.nc, j1 = std::min(n_all, j0 + tl.nc);
@@ -288,18 +300,19 @@ void large_int(const KernelTable& t, const LinearInput& in, const LinearWeights&
       std::vector<uint8_t> decoded(four ? static_cast<size_t>(kwb * 4 * kNR) : 0);  // B quads
       for (int64_t k0 = 0; k0 < kw; k0 += kwb) {
         const int64_t kc = std::min(kwb, kw - k0);
+        const int64_t p0 = four ? 2 * k0 : k0;  // first k-pair of the block
+        const int64_t pn = std::min(four ? 2 * kc : kc, q.kp - p0);
         for (int64_t j = j0; j < j1; j += kNR) {
-          const uint8_t* bp = w.b.data + (j / kNR) * pbytes;
+          const uint8_t* bp = w.b.data + (j / kNR) * pbytes + p0 * bstep;
+          const uint8_t* next = j + kNR < j1 ? bp + pbytes : nullptr;
           if (four) {
-            const int64_t p0 = 2 * k0;
-            t.gemm_decode_q4(bp + p0 * kNR, std::min(2 * kc, q.kp - p0), decoded.data());
+            t.gemm_decode_q4(bp, pn, decoded.data());
             bp = decoded.data();
-          } else {
-            bp += k0 * 2 * kNR;
           }
           const int n = static_cast<int>(std::min(kNR, j1 - j));
           for (int64_t i = i0; i < i1; i += kMR) {
             const int m = static_cast<int>(std::min(kMR, i1 - i));
+            if (next) prefetch_part(next, pn * bstep, (i - i0) / kMR, ceil_div(i1 - i0, kMR));
             kernel(kc, pa.panel(i / kMR) + k0 * kMR, bp, sc.data() + (i - i0) * ld + (j - j0),
                    ld, m, n, k0 > 0);
           }
@@ -323,12 +336,14 @@ void large_int(const KernelTable& t, const LinearInput& in, const LinearWeights&
       const int64_t w0 = jg0 * gw, wlast = last ? kw - (q.ngroups - 1) * gw : gw;
       const int64_t pp0 = jg0 * q.gp, pn = last ? q.kp - pp0 : ng * q.gp;
       for (int64_t j = j0; j < j1; j += kNR) {
-        const uint8_t* bp = w.b.data + (j / kNR) * pbytes + pp0 * (four ? kNR : 2 * kNR);
+        const uint8_t* bp = w.b.data + (j / kNR) * pbytes + pp0 * bstep;
+        const uint8_t* next = j + kNR < j1 ? bp + pbytes : nullptr;
         if (four) {
           t.gemm_decode_q4(bp, pn, decoded.data());
           bp = decoded.data();
         }
         for (int64_t i = i0; i < i1; i += kMR) {
+          if (next) prefetch_part(next, pn * bstep, (i - i0) / kMR, ceil_div(i1 - i0, kMR));
           LinearEpilogue e = epilogue_for(w, in, pa, i, j, jg0, y, ldy);
           e.m = static_cast<int>(std::min(kMR, i1 - i));
           e.n = static_cast<int>(std::min(kNR, j1 - j));

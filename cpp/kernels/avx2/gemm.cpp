@@ -54,7 +54,10 @@ __attribute__((always_inline)) inline void store_6x16(const __m256i (&v)[kMR][2]
 // ---------------------------------------------------------------------------------------------
 // 6x16 tile, 8-bit B. The k loop is inline assembly: with 16 live vector registers GCC's
 // scheduler spills accumulators to the stack (measured: 50 vs 135 GOPS). The accumulators are
-// ordinary operands, so everything outside the loop stays C++.
+// ordinary operands, so everything outside the loop stays C++. B is prefetched 2 KiB (64
+// k-pairs) ahead: when few rows pass over a long B panel (M = 9..32, K unblocked) the first pass
+// reads B from memory, and the hardware prefetchers alone left it latency-bound (measured +10%
+// at 16 x 4096 x 4096). Prefetches never fault, so running past the panel's end is harmless.
 
 // One k-pair at byte offsets AO (A, 24 bytes a pair) and BO (B, 32 bytes a pair).
 #define LOWBIT_ROW(AO, R, C0, C1)                      \
@@ -82,7 +85,10 @@ void gemm_u8_s32(int64_t kp, const int32_t* a, const uint8_t* b, int32_t* c, int
       "jz 2f\n\t"
       ".p2align 5\n"
       "1:\n\t"
-      LOWBIT_KPAIR(0, 0) LOWBIT_KPAIR(24, 32) LOWBIT_KPAIR(48, 64) LOWBIT_KPAIR(72, 96)
+      LOWBIT_KPAIR(0, 0) LOWBIT_KPAIR(24, 32)
+      "prefetcht0 2048(%[b])\n\t"
+      LOWBIT_KPAIR(48, 64) LOWBIT_KPAIR(72, 96)
+      "prefetcht0 2112(%[b])\n\t"
       "add $96, %[a]\n\t"
       "add $128, %[b]\n\t"
       "dec %[n4]\n\t"

@@ -35,6 +35,9 @@ __attribute__((always_inline)) inline void group_sums(int64_t p0, int64_t p1, co
     const __m128i* q = reinterpret_cast<const __m128i*>(b + p * 2 * kNR);
     const __m256i lo = _mm256_cvtepu8_epi16(_mm_loadu_si128(q));      // columns 0..7
     const __m256i hi = _mm256_cvtepu8_epi16(_mm_loadu_si128(q + 1));  // columns 8..15
+    // Unrolled so that acc stays in registers: a rolled row loop keeps it on the stack, which
+    // made 3 rows cost 4x the time of 2 (measured).
+#pragma GCC unroll 4
     for (int r = 0; r < M; ++r) {
       const __m256i av = _mm256_set1_epi32(a[p * kMR + r]);
       acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(av, lo));
@@ -72,6 +75,7 @@ __attribute__((always_inline)) inline void group_sums_q4(int64_t p0, int64_t p1,
                              : _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + q * 2 * kNR));
       const __m256i lo = _mm256_and_si256(v, m15);
       const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m15);
+#pragma GCC unroll 2
       for (int r = 0; r < M; ++r) {
         const __m256i av = _mm256_shuffle_epi8(_mm256_set1_epi32(a[q * kMR + r]), shuf);
         s16[r][0] = _mm256_add_epi16(s16[r][0], _mm256_maddubs_epi16(lo, av));
@@ -155,34 +159,34 @@ __attribute__((always_inline)) inline void fold(const LinearEpilogue& e, int64_t
   }
 }
 
-// M0 rows, then M1 more rows (5 or 6 rows: the group's B slice is then read again from L1).
-template <int M0, int M1, bool kFour>
+// The group sums of R rows from r0 (R live int32 vector pairs, and for 4-bit B as many int16
+// ones), folded into t.
+template <int R, bool kFour>
+__attribute__((always_inline)) inline void block_group(int64_t p0, int64_t p1, int64_t j, int r0,
+                                                       const int32_t* a, const uint8_t* b,
+                                                       const LinearEpilogue& e, __m256 (*t)[2]) {
+  __m256i acc[R][2];
+  if (kFour) {
+    group_sums_q4<R>(p0, p1, a + r0, b, acc);
+  } else {
+    group_sums<R>(p0, p1, a + r0, b, acc);
+  }
+  fold<R>(e, j, r0, acc, t + r0);
+}
+
+// Rows in blocks of Ms... (each block reads the group's slice of B again, from L1 after the
+// first): at most 4 rows a block for 8-bit B, 2 for 4-bit B, so that the accumulators fit the
+// 16 vector registers.
+template <bool kFour, int... Ms>
 void small_fused(int64_t kp, int64_t gp, const int32_t* a, const uint8_t* b,
                  const LinearEpilogue& e) {
-  constexpr int kM = M0 + M1;
+  constexpr int kM = (Ms + ...);
   __m256 t[kM][2];  // running per-group sums: 0.0f + the first group, as the reference
   for (int r = 0; r < kM; ++r) t[r][0] = t[r][1] = _mm256_setzero_ps();
   for (int64_t p0 = 0, j = 0; p0 < kp; p0 += gp, ++j) {
     const int64_t p1 = p0 + gp < kp ? p0 + gp : kp;
-    {
-      __m256i acc[M0][2];
-      if (kFour) {
-        group_sums_q4<M0>(p0, p1, a, b, acc);
-      } else {
-        group_sums<M0>(p0, p1, a, b, acc);
-      }
-      fold<M0>(e, j, 0, acc, t);
-    }
-    if (M1 > 0) {
-      constexpr int kM1 = M1 > 0 ? M1 : 1;
-      __m256i acc[kM1][2];
-      if (kFour) {
-        group_sums_q4<kM1>(p0, p1, a + M0, b, acc);
-      } else {
-        group_sums<kM1>(p0, p1, a + M0, b, acc);
-      }
-      fold<kM1>(e, j, M0, acc, t + M0);
-    }
+    int r0 = 0;
+    ((block_group<Ms, kFour>(p0, p1, j, r0, a, b, e, t), r0 += Ms), ...);
   }
   if (!e.grouped) return;
   for (int r = 0; r < kM; ++r) {
@@ -197,27 +201,28 @@ void small_fused(int64_t kp, int64_t gp, const int32_t* a, const uint8_t* b,
   }
 }
 
-template <bool kFour>
-void small_s32(int64_t kp, int64_t gp, const int32_t* a, int m, const uint8_t* b,
-               const LinearEpilogue& e) {
-  switch (m) {
-    case 1: return small_fused<1, 0, kFour>(kp, gp, a, b, e);
-    case 2: return small_fused<2, 0, kFour>(kp, gp, a, b, e);
-    case 3: return small_fused<3, 0, kFour>(kp, gp, a, b, e);
-    case 4: return small_fused<4, 0, kFour>(kp, gp, a, b, e);
-    case 5: return small_fused<4, 1, kFour>(kp, gp, a, b, e);
-    default: return small_fused<4, 2, kFour>(kp, gp, a, b, e);
-  }
-}
-
 void linear_small_u8_s32(int64_t kp, int64_t gp, const int32_t* a, int m, const uint8_t* b,
                          const LinearEpilogue& e) {
-  small_s32<false>(kp, gp, a, m, b, e);
+  switch (m) {
+    case 1: return small_fused<false, 1>(kp, gp, a, b, e);
+    case 2: return small_fused<false, 2>(kp, gp, a, b, e);
+    case 3: return small_fused<false, 3>(kp, gp, a, b, e);
+    case 4: return small_fused<false, 4>(kp, gp, a, b, e);
+    case 5: return small_fused<false, 3, 2>(kp, gp, a, b, e);
+    default: return small_fused<false, 3, 3>(kp, gp, a, b, e);
+  }
 }
 
 void linear_small_u4_s32(int64_t kp, int64_t gp, const int32_t* a, int m, const uint8_t* b,
                          const LinearEpilogue& e) {
-  small_s32<true>(kp, gp, a, m, b, e);
+  switch (m) {
+    case 1: return small_fused<true, 1>(kp, gp, a, b, e);
+    case 2: return small_fused<true, 2>(kp, gp, a, b, e);
+    case 3: return small_fused<true, 2, 1>(kp, gp, a, b, e);
+    case 4: return small_fused<true, 2, 2>(kp, gp, a, b, e);
+    case 5: return small_fused<true, 2, 2, 1>(kp, gp, a, b, e);
+    default: return small_fused<true, 2, 2, 2>(kp, gp, a, b, e);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

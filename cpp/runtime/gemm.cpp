@@ -7,33 +7,14 @@
 #include <memory>
 #include <vector>
 
+#include "blocking.h"
 #include "lowbit/kernels.h"
 #include "lowbit/runtime.h"
 
 namespace lowbit {
 namespace {
 
-constexpr int64_t kMR = gemm_layout::kMR;
-constexpr int64_t kNR = gemm_layout::kNR;
-
-// Cache blocking of the large-M path, in k-pairs / rows / columns. A B micro-panel of kKC
-// k-pairs (8 KiB of 8-bit B, or of 4-bit B decoded to quads) stays in L1 while it meets every
-// A panel of the tile; the tile's A block (kMC rows x kKC pairs, 96 KiB; int4: 2 kMC rows of
-// quads, the same bytes) stays in L2 while it meets every B panel.
-constexpr int64_t kKC = 256;
-constexpr int64_t kMC = 16 * kMR;   // 96 rows
-constexpr int64_t kNC = 16 * kNR;   // 256 columns
-// M up to this many rows takes the small-M path (B streamed once, N split over threads).
-constexpr int64_t kSmallM = 8;
-
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-
-int64_t panel_bytes(int64_t k, int bits) { return ceil_div(k, 2) * (bits == 8 ? 2 : 1) * kNR; }
-
-// Splits [0, n) into about `parts` chunks of at least `min_chunk`; returns the chunk length.
-int64_t chunk_len(int64_t n, int64_t parts, int64_t min_chunk) {
-  return std::max(min_chunk, ceil_div(n, std::max<int64_t>(parts, 1)));
-}
+using namespace blocking;  // NOLINT: the shared tile and block sizes, ceil_div, ...
 
 // ---------------------------------------------------------------------------------------------
 // Packing
@@ -225,7 +206,7 @@ void gemm_large(const KernelTable& t, const GemmA& a, const PackedB& b, const Ge
   const int64_t pbytes = panel_bytes(b.k, b.bits);
   const GemmTileFn kernel = four ? t.gemm_s8u4_s32 : t.gemm_u8_s32;
   // Smaller tiles when there are few, so every thread gets work (any split gives the same bits).
-  int64_t mc = four ? 2 * kMC : kMC, nc = kNC;  // int4 A quads take half the bytes of pairs
+  int64_t mc = kMC, nc = kNC;
   const int64_t want = 3 * int64_t(get_num_threads());
   auto tiles = [&] { return ceil_div(a.m, mc) * ceil_div(b.n, nc); };
   while (tiles() < want && nc > 4 * kNR) nc /= 2;
@@ -237,20 +218,22 @@ void gemm_large(const KernelTable& t, const GemmA& a, const PackedB& b, const Ge
     std::vector<int32_t> scratch;
     const TileDst d = tile_dst(out, scratch, i0, i1, j0, j1);
     alignas(64) uint8_t decoded[kKC * 2 * kNR];  // one B quad micro-panel (int4 B only)
+    const int64_t bstep = four ? kNR : 2 * kNR;  // bytes a k-pair of a B panel
     for (int64_t k0 = 0; k0 < std::max<int64_t>(kw, 1); k0 += kwc) {
       const int64_t kc = std::min(kwc, kw - k0);
+      const int64_t p0 = four ? 2 * k0 : k0;  // first k-pair of the block
+      const int64_t pn = std::min(four ? 2 * kc : kc, bp_pairs - p0);
       for (int64_t j = j0; j < j1; j += kNR) {
-        const uint8_t* bp = b.data + (j / kNR) * pbytes;
+        const uint8_t* bp = b.data + (j / kNR) * pbytes + p0 * bstep;
+        const uint8_t* next = j + kNR < j1 ? bp + pbytes : nullptr;
         if (four) {
-          const int64_t p0 = 2 * k0;  // first k-pair of the block
-          t.gemm_decode_q4(bp + p0 * kNR, std::min(2 * kc, bp_pairs - p0), decoded);
+          t.gemm_decode_q4(bp, pn, decoded);
           bp = decoded;
-        } else {
-          bp += k0 * 2 * kNR;
         }
         const int n = static_cast<int>(std::min(kNR, j1 - j));
         for (int64_t i = i0; i < i1; i += kMR) {
           const int m = static_cast<int>(std::min(kMR, i1 - i));
+          if (next) prefetch_part(next, pn * bstep, (i - i0) / kMR, ceil_div(i1 - i0, kMR));
           kernel(kc, pa.panel(i / kMR) + k0 * kMR, bp, d.p + (i - i0) * d.ld + (j - j0), d.ld, m,
                  n, k0 > 0);
         }

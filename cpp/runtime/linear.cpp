@@ -10,46 +10,23 @@
 #include <memory>
 #include <vector>
 
+#include "blocking.h"
 #include "lowbit/kernels.h"
 #include "lowbit/runtime.h"
 
 namespace lowbit {
 namespace {
 
-constexpr int64_t kMR = gemm_layout::kMR;
-constexpr int64_t kNR = gemm_layout::kNR;
+using namespace blocking;  // NOLINT: the shared tile and block sizes, ceil_div, ...
 
-// Blocking as in the GEMM driver (runtime/gemm.cpp): K blocks of kKC k-pairs for per-channel
-// integer tiles, output tiles of kMC x kNC. The float path's K block is kKCF k-pairs: its B
-// micro-panel, 2 kKCF rows of 16 floats (16 KiB), stays in L1 while every A panel of the tile
-// meets it.
-constexpr int64_t kKC = 256;
+// The float path's K block is kKCF k-pairs: its B micro-panel, 2 kKCF rows of 16 floats
+// (16 KiB), stays in L1 while every A panel of the tile meets it.
 constexpr int64_t kKCF = 128;
-constexpr int64_t kMC = 16 * kMR;
-constexpr int64_t kNC = 16 * kNR;
 // A tile's packed A up to this size is kept whole in L2 (no K blocking).
 constexpr int64_t kFullKBytes = 192 * 1024;
-// M up to this many rows streams B once (the decoding case). Weight-only: the streaming kernel
-// widens each weight to float once a row, the tiled path once a tile of up to 96 rows.
-constexpr int64_t kSmallM = 8;
+// Weight-only: the streaming kernel widens each weight to float once a row, the tiled path once
+// a tile of up to 192 rows, so only M <= 2 streams.
 constexpr int64_t kSmallWeightOnly = 2;
-
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-
-int64_t panel_bytes(int64_t k, int bits) { return ceil_div(k, 2) * (bits == 8 ? 2 : 1) * kNR; }
-
-// Part `part` of `parts` of the cache lines of [p, p + len): the tiled paths prefetch the next
-// B micro-panel a slice per A panel, so that it is in cache when its turn comes (measured +6%
-// at 128 x 4096 x 4096 with the hardware prefetchers alone as the baseline).
-void prefetch_part(const uint8_t* p, int64_t len, int64_t part, int64_t parts) {
-  const int64_t lines = (len + 63) / 64, per = (lines + parts - 1) / parts;
-  const int64_t end = std::min(lines, (part + 1) * per);
-  for (int64_t l = part * per; l < end; ++l) __builtin_prefetch(p + l * 64);
-}
-
-int64_t chunk_len(int64_t n, int64_t parts, int64_t min_chunk) {
-  return std::max(min_chunk, ceil_div(n, std::max<int64_t>(parts, 1)));
-}
 
 // Where the K groups lie in the packed K (lowbit/linear.h, "Groups").
 struct Geometry {
@@ -280,9 +257,7 @@ void large_int(const KernelTable& t, const LinearInput& in, const LinearWeights&
   // words and k-pairs a group (the last group takes what is left)
   const int64_t gw = q.ngroups == 1 ? kw : (four ? q.gpad / 4 : q.gpad / 2);
   const LinearTileFn tile_fn = four ? t.linear_tile_q4_s32 : t.linear_tile_u8_s32;
-  // Up to 192 rows a tile, so that a batch of 128 is one row of tiles and each B micro-panel
-  // is read once (A's K block, 192 rows x kKC k-pairs x 4 bytes, stays in L2).
-  const Tiling tl = tiling(in.m, n_all, 2 * kMC);
+  const Tiling tl = tiling(in.m, n_all, kMC);
   const int64_t bstep = four ? kNR : 2 * kNR;  // bytes a k-pair of a B panel
   parallel_for(tl.count, [&](int64_t tile) {
     const int64_t i0 = (tile / tl.tn) * tl.mc, i1 = std::min(in.m, i0 + tl.mc);
@@ -411,9 +386,9 @@ void large_f32(const KernelTable& t, const LinearInput& in, const LinearWeights&
   const int64_t n_all = w.b.n;
   const int64_t pbytes = panel_bytes(q.kpad, w.b.bits);
   const LinearDequantFn dequant = w.b.bits == 8 ? t.linear_dequant_u8_f32 : t.linear_dequant_u4_f32;
-  // Up to 192 rows a tile (A block: 192 rows x 256 k x 4 bytes, in L2), so a batch of 128 is
+  // Up to kMC rows a tile (A block: 192 rows x 256 k x 4 bytes, in L2), so a batch of 128 is
   // one tile row and each B micro-panel is dequantized once.
-  const Tiling tl = tiling(in.m, n_all, 2 * kMC);
+  const Tiling tl = tiling(in.m, n_all, kMC);
   parallel_for(tl.count, [&](int64_t tile) {
     const int64_t i0 = (tile / tl.tn) * tl.mc, i1 = std::min(in.m, i0 + tl.mc);
     const int64_t j0 = (tile % tl.tn) * tl.nc, j1 = std::min(n_all, j0 + tl.nc);

@@ -126,7 +126,15 @@ void set_isa(const std::string& name) {
     for (Isa isa : t.available)
       if (name == isa_name(isa)) chosen = isa, found = true;
     if (!found) {
-      std::string msg = "unknown or unsupported ISA '" + name + "'; choose one of: 'auto'";
+      // A known path says why it is refused: not compiled into this build, or not on this CPU.
+      std::string why = "unknown ISA '" + name + "'";
+      for (int i = 0; i < kNumIsa; ++i) {
+        const Isa isa = static_cast<Isa>(i);
+        if (name != isa_name(isa)) continue;
+        why = "ISA '" + name + "' is " +
+              (!built(isa) ? "not compiled into this build" : "not supported by this CPU");
+      }
+      std::string msg = why + "; choose one of: 'auto'";
       for (Isa isa : t.available) msg += std::string(", '") + isa_name(isa) + "'";
       throw std::invalid_argument(msg);
     }

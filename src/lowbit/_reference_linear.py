@@ -19,7 +19,9 @@ the integer-activation modes:
    Every operation is one float32 operation (rounded on its own; never fused into an FMA).
 4. Weight-only (``act_dtype=None``): ``y = x @ dequantize(W).T + bias``. The reference sums in
    float64 and rounds once; compiled paths sum in float32 in any order and agree within
-   ``|y - y_ref| <= WEIGHT_ONLY_RTOL * (||x[m]|| * ||W[n]|| + |bias[n]|)`` (W dequantized).
+   ``|y - y_ref| <= WEIGHT_ONLY_RTOL * (||x[m]|| * ||W[n]|| + |bias[n]|) + (K + 1) * 2**-149``
+   (W dequantized; the absolute term covers results near float32 underflow, where each
+   product and partial sum may round to the subnormal grid).
 
 The integer sums are formed exactly in int64 and then wrapped to int32, which equals wrapping
 int32 accumulation because reduction modulo 2**32 commutes with + and *.

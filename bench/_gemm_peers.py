@@ -6,6 +6,8 @@
   ``MatMulNBits`` (4-bit constant B, ``accuracy_level=4``: int8 activations) in this process.
 - ``torch_int_mm``: ``torch._int_mm`` when torch is importable (never installed by lowbit).
 - ``exact_int32``: an exact int32 product for checking results after timing (float64 BLAS).
+- ``THREADS``, ``record_ratios``: the thread counts and the GOPS / speed-up bookkeeping shared
+  by test_bench_gemm.py and test_bench_linear.py.
 - ``summarize``: the GOPS / ratio table from a ``--benchmark-json`` file:
   ``python bench/_gemm_peers.py bench.json``.
 """
@@ -34,6 +36,32 @@ try:  # only if already installed; lowbit never installs torch
     import torch
 except ImportError:
     torch = None
+
+def all_threads() -> int:
+    """Number of CPUs this process may run on (the "all threads" setting)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+#: The thread counts every benchmark runs at: one, and all this process may use.
+THREADS = sorted({1, all_threads()})
+
+
+def record_ratios(benchmark, medians: dict, group: str, impl: str, threads: int, ops: int,
+                  bases=("numpy-f32", "torch", "ort")) -> None:
+    """Store this entry's median in ``medians`` and put ``gops`` and ``x_<base>`` (the median
+    of each base timed earlier in the session, same group and thread count, over this one)
+    into its ``extra_info``."""
+    median = benchmark.stats.stats.median
+    medians[(group, impl, threads)] = median
+    info = benchmark.extra_info
+    info["gops"] = ops / median / 1e9
+    for base in bases:
+        t = medians.get((group, base, threads))
+        if t is not None and impl != base:
+            info[f"x_{base}"] = t / median
+
 
 # Environment variables that change OpenBLAS's kernel choice (and so NumPy's float32 speed).
 OPENBLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")

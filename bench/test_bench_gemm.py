@@ -31,7 +31,6 @@ the ones it saw in ``openblas_env``. Speed is never asserted; results are checke
 
 from __future__ import annotations
 
-import os
 
 import numpy as np
 import pytest
@@ -46,13 +45,7 @@ KINDS = ("s8s8", "u8s8", "int4")
 PEAK_ITERS = 20_000_000
 
 
-def all_threads() -> int:
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
-THREADS = sorted({1, all_threads()})
+THREADS = peers.THREADS
 FAST_ISAS = [i for i in lb.available_isas() if i != "scalar"] or ["scalar"]
 
 
@@ -85,14 +78,8 @@ def _operands(shape, kind):
 
 
 def _record(benchmark, group, impl, threads, ops):
-    median = benchmark.stats.stats.median
-    _MEDIANS[(group, impl, threads)] = median
+    peers.record_ratios(benchmark, _MEDIANS, group, impl, threads, ops)
     info = benchmark.extra_info
-    info["gops"] = ops / median / 1e9
-    for base in ("numpy-f32", "ort", "torch"):
-        t = _MEDIANS.get((group, base, threads))
-        if t is not None and impl != base:
-            info[f"x_{base}"] = t / median
     if _PEAK and impl not in ("numpy-f32", "ort", "torch"):
         info["of_peak"] = info["gops"] / (_PEAK[0] * threads)
 
@@ -131,7 +118,7 @@ def test_gemm(benchmark, lowbit_env, shape, kind, impl, threads):
         with peers.blas_threads(threads) as limited:
             benchmark.extra_info["numpy_threads_limited"] = limited
             run(lambda: af @ wf)
-        want, got = None, None
+        got = None
     elif impl == "ort":
         if kind == "int4":
             runner = peers.ort_matmul_nbits(a.astype(np.float32), w, threads)

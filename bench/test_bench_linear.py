@@ -40,7 +40,6 @@ baseline may run slower kernels, so measure with them unset::
 
 from __future__ import annotations
 
-import os
 import warnings
 
 import numpy as np
@@ -57,13 +56,7 @@ FORMATS = ("w8a8", "w4a8", "w4")
 GROUP = 128
 
 
-def all_threads() -> int:
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
-THREADS = sorted({1, all_threads()})
+THREADS = peers.THREADS
 FAST_ISAS = [i for i in lb.available_isas() if i != "scalar"] or ["scalar"]
 
 
@@ -156,17 +149,6 @@ def ort_runner(fmt, w_q, x, threads):
 # Benchmarks
 
 
-def _record(benchmark, group, impl, threads, ops):
-    median = benchmark.stats.stats.median
-    _MEDIANS[(group, impl, threads)] = median
-    info = benchmark.extra_info
-    info["gops"] = ops / median / 1e9
-    for base in ("numpy-f32", "torch", "ort"):
-        t = _MEDIANS.get((group, base, threads))
-        if t is not None and impl != base:
-            info[f"x_{base}"] = t / median
-
-
 def _rel_err(y, ref):
     return float(np.linalg.norm(np.asarray(y, np.float64) - ref) / np.linalg.norm(ref))
 
@@ -223,4 +205,4 @@ def test_linear(benchmark, lowbit_env, m, fmt, impl, threads):
         else:
             np.testing.assert_array_equal(y[:3].view(np.uint32), want.view(np.uint32))
             np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
-    _record(benchmark, group, impl, threads, ops)
+    peers.record_ratios(benchmark, _MEDIANS, group, impl, threads, ops)

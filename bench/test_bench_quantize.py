@@ -19,11 +19,11 @@ Every result is checked against ``lowbit.reference`` after timing; speed is neve
 from __future__ import annotations
 
 import functools
-import os
 
 import numpy as np
 import pytest
 
+import _gemm_peers as peers
 import lowbit as lb
 import lowbit.reference as lbr
 
@@ -38,19 +38,12 @@ REF_IMPL = "numpy-ref"  # the names bench/conftest.py matches baselines by
 ORT_IMPL = "ort"
 
 
-def all_threads() -> int:
-    """Number of CPUs this process may run on (the "all threads" setting)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
 SHAPES = {"256Ki": (512, 512), "16Mi": (4096, 4096)}
 GROUP = 128
 SLOW_N = 1 << 22  # numpy-ref at this size and above runs a few pedantic rounds only
 SLOW_ROUNDS = 3
 
-THREADS = sorted({1, all_threads()})
+THREADS = peers.THREADS
 IMPLS = [(REF_IMPL, 1)] + [(isa, t) for isa in lb.available_isas() for t in THREADS]
 IMPLS_ORT = IMPLS + ([(ORT_IMPL, t) for t in THREADS] if ort is not None else [])
 

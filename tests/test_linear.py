@@ -223,7 +223,8 @@ def _rows_of(w_q, cols):
                       w_q.group_size)
 
 
-@pytest.mark.parametrize("shape", [(1, 200, 700), (5, 200, 700), (40, 300, 1100),
+@pytest.mark.parametrize("shape", [(1, 200, 700), (5, 200, 700), (1, 4500, 1000),
+                                   (6, 1100, 700), (40, 300, 1100),
                                    (97, 520, 300), (100, 40, 2600)], ids=str)
 @pytest.mark.parametrize("gran", [(0, None), (1, 64), (1, 30)], ids=str)
 def test_thread_counts_agree(isa, shape, gran, rng):

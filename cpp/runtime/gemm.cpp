@@ -173,7 +173,7 @@ void gemm_small(const KernelTable& t, const GemmA& a, const PackedB& b, const Ge
   const int64_t npanels = ceil_div(b.n, kNR);
   const int64_t pbytes = panel_bytes(b.k, b.bits);
   const GemmSmallFn kernel = b.bits == 8 ? t.gemm_small_u8_s32 : t.gemm_small_u4_s32;
-  const int64_t chunk = chunk_len(npanels, 8 * int64_t(get_num_threads()), 1);
+  const int64_t chunk = chunk_len(npanels, 8 * int64_t(parallel_threads()), 1);
   parallel_for(ceil_div(npanels, chunk), [&](int64_t q) {
     const int64_t p0 = q * chunk, p1 = std::min(npanels, p0 + chunk);
     const int64_t j0 = p0 * kNR, j1 = std::min(b.n, p1 * kNR);
@@ -207,7 +207,7 @@ void gemm_large(const KernelTable& t, const GemmA& a, const PackedB& b, const Ge
   const GemmTileFn kernel = four ? t.gemm_s8u4_s32 : t.gemm_u8_s32;
   // Smaller tiles when there are few, so every thread gets work (any split gives the same bits).
   int64_t mc = kMC, nc = kNC;
-  const int64_t want = 3 * int64_t(get_num_threads());
+  const int64_t want = 3 * int64_t(parallel_threads());
   auto tiles = [&] { return ceil_div(a.m, mc) * ceil_div(b.n, nc); };
   while (tiles() < want && nc > 4 * kNR) nc /= 2;
   while (tiles() < want && mc > 2 * kMR) mc = ceil_div(mc / 2, kMR) * kMR;
@@ -261,7 +261,7 @@ void pack_panels(GemmPackBFn fn, const uint8_t* b, int64_t k, int64_t n, int64_t
   constexpr int64_t kRows = 64;  // source rows a block (k-pairs for 8-bit, pairs of k for 4-bit)
   const int64_t npanels = ceil_div(n, kNR), pbytes = panel_bytes(k, bits);
   const int64_t rows = bits == 8 ? k : ceil_div(k, 2);
-  const int64_t chunk = chunk_len(npanels, 4 * int64_t(get_num_threads()), 4);
+  const int64_t chunk = chunk_len(npanels, 4 * int64_t(parallel_threads()), 4);
   parallel_for(ceil_div(npanels, chunk), [&](int64_t q) {
     const int64_t p0 = q * chunk, p1 = std::min(npanels, p0 + chunk);
     std::vector<uint32_t> sums(static_cast<size_t>((p1 - p0) * kNR), 0u);
@@ -301,6 +301,7 @@ namespace {
 void run(const GemmA& a, const PackedB& b, const GemmZeroPoints& zp, const Output& out) {
   if (a.m <= 0 || b.n <= 0) return;
   const KernelTable& t = active_table();  // one table for the whole call
+  const SerialScope serial(double(a.m) * double(b.n) * double(a.k) < double(kMinParallelWork));
   if (a.m <= kSmallM) {
     gemm_small(t, a, b, zp, out);
   } else {

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cfloat>
 #include <cmath>
+#include <cstring>
 #include <memory>
 #include <vector>
 
@@ -53,7 +54,7 @@ struct Tiling {
 Tiling tiling(int64_t m, int64_t n, int64_t mc) {
   Tiling t;
   t.mc = mc;
-  const int64_t want = 3 * int64_t(get_num_threads());
+  const int64_t want = 3 * int64_t(parallel_threads());
   auto count = [&] { return ceil_div(m, t.mc) * ceil_div(n, t.nc); };
   while (count() < want && t.nc > 4 * kNR) t.nc /= 2;
   while (count() < want && t.mc > 2 * kMR) t.mc = ceil_div(t.mc / 2, kMR) * kMR;
@@ -111,6 +112,24 @@ struct ActPanels {
   const int32_t* panel(int64_t p) const { return data.get() + p * kw * kMR; }
 };
 
+// The sum of n quantized bytes as int8 (Signed) or uint8 values, wrapping like uint32.
+template <bool Signed>
+uint32_t group_sum(const uint8_t* g, int64_t n) {
+  uint32_t s = 0;
+  for (int64_t i = 0; i < n; ++i) s += static_cast<uint32_t>(Signed ? int32_t(int8_t(g[i])) : int32_t(g[i]));
+  return s;
+}
+
+// n quantized bytes as int16 k-pair words, one every kMR words of o (the last pair of an odd n
+// has 0 as its high half).
+template <bool Signed>
+void put_pairs(const uint8_t* g, int64_t n, int32_t* o) {
+  auto v = [g](int64_t i) { return uint32_t(Signed ? int32_t(int8_t(g[i])) : int32_t(g[i])); };
+  int64_t u = 0;
+  for (; 2 * u + 1 < n; ++u) o[u * kMR] = static_cast<int32_t>((v(2 * u) & 0xFFFFu) | v(2 * u + 1) << 16);
+  if (n % 2) o[u * kMR] = static_cast<int32_t>(v(n - 1) & 0xFFFFu);
+}
+
 int pack_act(const KernelTable& t, const LinearInput& in, const Geometry& q, bool quads,
              bool parallel, ActPanels& pa) {
   const bool sgn = in.act == LinearAct::kInt8;
@@ -126,61 +145,65 @@ int pack_act(const KernelTable& t, const LinearInput& in, const Geometry& q, boo
   pa.as.assign(static_cast<size_t>(pa.mpad), 1.0f);
   std::atomic<int> status{0};
   std::atomic<bool> any_za{false};
+  // Byte b of a row as a' = value - off: int8 values as they are, uint8 ones offset by 128 for
+  // quads (an int8 byte: b ^ 0x80) and widened unchanged for pairs.
+  const uint8_t flip = off ? 0x80 : 0;
+  const uint32_t flip4 = off ? 0x80808080u : 0u;
   auto one = [&](int64_t p) {
-    std::vector<uint8_t> qrow(static_cast<size_t>(q.k));
-    std::vector<int32_t> v(static_cast<size_t>(pa.kw * step));
+    std::unique_ptr<uint8_t[]> qbuf(new uint8_t[std::max<int64_t>(q.k, 1)]);
+    uint8_t* qrow = qbuf.get();
     int32_t* out = pa.data.get() + p * pa.kw * kMR;
     for (int64_t r = 0; r < kMR; ++r) {
       const int64_t i = p * kMR + r;
+      int32_t* o = out + r;  // word w of this row at o[w * kMR]
       int st = 0;
       float scale = in.scale;
       int32_t zp = in.zero_point;
       if (i < in.m) {
         const float* x = in.x + i * in.ldx;
         if (!in.is_static) st = row_qparams(t, x, q.k, in.act, scale, zp);
-        if (!st && t.quantize_f32_q8(x, q.k, &scale, &zp, 0, qmin, qmax, qrow.data()))
-          st = kLinearNaN;
+        if (!st && t.quantize_f32_q8(x, q.k, &scale, &zp, 0, qmin, qmax, qrow)) st = kLinearNaN;
       }
       if (i >= in.m || st) {  // padding row (or a failed one: the call reports it)
         status.fetch_or(st);
-        for (int64_t w = 0; w < pa.kw; ++w) out[w * kMR + r] = 0;
+        for (int64_t w = 0; w < pa.kw; ++w) o[w * kMR] = 0;
         continue;
       }
       const int32_t za = zp - off;
       pa.as[i] = scale;
       pa.za[i] = za;
       if (za) any_za.store(true, std::memory_order_relaxed);
-      std::fill(v.begin(), v.end(), 0);
+      // Group j's len true values go to packed positions j*gpad.. (a whole number of words:
+      // gpad is a multiple of the step); everything else is 0.
+      int64_t w = 0;  // next word to write
       for (int64_t j = 0; j < q.ngroups; ++j) {
-        const int64_t k0 = j * q.g, len = q.len(j);
-        int32_t* vj = v.data() + j * q.gpad;
-        uint32_t sum = 0;
-        if (sgn) {
-          for (int64_t kk = 0; kk < len; ++kk) {
-            vj[kk] = int32_t(int8_t(qrow[k0 + kk])) - off;
-            sum += static_cast<uint32_t>(vj[kk]);
+        const uint8_t* g = qrow + j * q.g;
+        const int64_t len = q.len(j), w0 = j * q.gpad / step, whole = len / step;
+        // sum of a' over the group, wrapping (separate loops, so that each vectorizes)
+        uint32_t sum = sgn ? group_sum<true>(g, len) : group_sum<false>(g, len);
+        sum -= static_cast<uint32_t>(off) * static_cast<uint32_t>(len);
+        pa.rterm[j * pa.mpad + i] = static_cast<uint32_t>(len) * static_cast<uint32_t>(za) - sum;
+        for (; w < w0; ++w) o[w * kMR] = 0;
+        if (quads) {
+          for (int64_t u = 0; u < whole; ++u) {
+            uint32_t v;
+            std::memcpy(&v, g + 4 * u, 4);  // little-endian: byte 0 is the low byte
+            o[(w0 + u) * kMR] = static_cast<int32_t>(v ^ flip4);
           }
+          if (len % 4) {
+            uint32_t v = 0;
+            for (int64_t b = 0; b < len % 4; ++b)
+              v |= uint32_t(uint8_t(g[4 * whole + b] ^ flip)) << (8 * b);
+            o[(w0 + whole) * kMR] = static_cast<int32_t>(v);
+          }
+        } else if (sgn) {
+          put_pairs<true>(g, len, o + w0 * kMR);
         } else {
-          for (int64_t kk = 0; kk < len; ++kk) {
-            vj[kk] = int32_t(qrow[k0 + kk]) - off;
-            sum += static_cast<uint32_t>(vj[kk]);
-          }
+          put_pairs<false>(g, len, o + w0 * kMR);
         }
-        pa.rterm[j * pa.mpad + i] =
-            static_cast<uint32_t>(len) * static_cast<uint32_t>(za) - sum;
+        w = w0 + ceil_div(len, step);
       }
-      if (quads) {
-        for (int64_t w = 0; w < pa.kw; ++w) {
-          const int32_t* s = v.data() + 4 * w;
-          out[w * kMR + r] = static_cast<int32_t>(
-              (uint32_t(s[0]) & 0xFFu) | (uint32_t(s[1]) & 0xFFu) << 8 |
-              (uint32_t(s[2]) & 0xFFu) << 16 | uint32_t(s[3]) << 24);
-        }
-      } else {
-        for (int64_t w = 0; w < pa.kw; ++w)
-          out[w * kMR + r] = static_cast<int32_t>((uint32_t(v[2 * w]) & 0xFFFFu) |
-                                                  uint32_t(v[2 * w + 1]) << 16);
-      }
+      for (; w < pa.kw; ++w) o[w * kMR] = 0;
     }
   };
   if (parallel) {
@@ -223,7 +246,7 @@ void small_int(const KernelTable& t, const LinearInput& in, const LinearWeights&
   const int64_t n_all = w.b.n, npanels = ceil_div(n_all, kNR);
   const int64_t pbytes = panel_bytes(q.kpad, w.b.bits);
   const LinearSmallFn kernel = w.b.bits == 8 ? t.linear_small_u8_s32 : t.linear_small_u4_s32;
-  const int64_t chunk = chunk_len(npanels, 8 * int64_t(get_num_threads()), 1);
+  const int64_t chunk = chunk_len(npanels, 8 * int64_t(parallel_threads()), 1);
   parallel_for(ceil_div(npanels, chunk), [&](int64_t c) {
     const int64_t p1 = std::min(npanels, (c + 1) * chunk);
     for (int64_t p = c * chunk; p < p1; ++p) {
@@ -355,7 +378,7 @@ void small_f32(const KernelTable& t, const LinearInput& in, const LinearWeights&
   const int64_t n_all = w.b.n, npanels = ceil_div(n_all, kNR);
   const int64_t pbytes = panel_bytes(q.kpad, w.b.bits);
   const LinearSmallF32Fn kernel = w.b.bits == 8 ? t.linear_small_u8_f32 : t.linear_small_u4_f32;
-  const int64_t chunk = chunk_len(npanels, 8 * int64_t(get_num_threads()), 1);
+  const int64_t chunk = chunk_len(npanels, 8 * int64_t(parallel_threads()), 1);
   parallel_for(ceil_div(npanels, chunk), [&](int64_t c) {
     const int64_t p1 = std::min(npanels, (c + 1) * chunk);
     for (int64_t p = c * chunk; p < p1; ++p) {
@@ -420,6 +443,7 @@ int linear_f32(const LinearInput& in, const LinearWeights& w, float* y, int64_t 
   const KernelTable& t = active_table();  // one table for the whole call
   const Geometry q = geometry(w);
   const bool small = in.m <= kSmallM;
+  const SerialScope serial(double(in.m) * double(w.b.n) * double(w.k) < double(kMinParallelWork));
   if (in.act == LinearAct::kNone) {
     if (in.m <= kSmallWeightOnly) {
       small_f32(t, in, w, q, y, ldy);

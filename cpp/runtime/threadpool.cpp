@@ -131,9 +131,18 @@ const bool g_atfork_registered = [] {
 
 }  // namespace
 
+namespace {
+thread_local int t_serial_depth = 0;  // live SerialScope(true) objects on this thread
+}  // namespace
+
+SerialScope::SerialScope(bool serial) : serial_(serial) { t_serial_depth += serial_; }
+SerialScope::~SerialScope() { t_serial_depth -= serial_; }
+
+int parallel_threads() { return t_serial_depth > 0 ? 1 : get_num_threads(); }
+
 void parallel_for(int64_t n, const std::function<void(int64_t)>& fn) {
   if (n <= 0) return;
-  if (n > 1 && get_num_threads() > 1) {
+  if (n > 1 && parallel_threads() > 1) {
     std::shared_ptr<Pool> pool = current_pool();
     if (pool->threads() > 1 && pool->try_run(n, fn)) return;
   }

@@ -98,6 +98,9 @@ def aligned_c(arr: Any, dtype: Any) -> np.ndarray:
     size (copied only when it is not already). NumPy allows misaligned arrays (views of a byte
     buffer at an odd offset); the kernels take ``float*`` / ``int32_t*``, and a misaligned one
     is undefined behaviour in C++ (UBSan reports it; vectorized code may assume alignment)."""
+    if (isinstance(arr, np.ndarray) and arr.dtype == dtype and arr.flags.c_contiguous
+            and arr.flags.aligned):
+        return arr  # nothing to do; np.require costs microseconds even then
     return np.require(arr, dtype, ("C", "A"))
 
 
@@ -187,9 +190,10 @@ def scale_array(scale: Any, gran: Granularity) -> np.ndarray:
     s = aligned_c(np.ascontiguousarray(s, dtype=np.float32), np.float32)  # (0-d becomes (1,))
     _check_param_shape(s, gran, "scale")
     s = s.reshape(gran.scale_shape)
-    with np.errstate(invalid="ignore"):
-        bad = ~(np.isfinite(s) & (s > 0))
-    if bad.any():
+    # min > 0 is False for NaN (NaN propagates through min); max < inf rules out +inf.
+    if s.size and not (s.min() > 0 and s.max() < np.inf):
+        with np.errstate(invalid="ignore"):
+            bad = ~(np.isfinite(s) & (s > 0))
         raise ValueError(f"scale must be finite and positive; got {s[bad].flat[0]!r}")
     return s
 
@@ -210,7 +214,10 @@ def zero_point_array(zp: Any, gran: Granularity, lo: int, hi: int, what: str) ->
     if z.dtype.kind not in "iu" or z.dtype == np.bool_:
         raise TypeError(f"zero_point must be an integer array or int, got dtype {z.dtype}")
     _check_param_shape(z, gran, "zero_point")
-    if z.size and (z.min() < lo or z.max() > hi):
+    if z.size == 1:  # per tensor: a Python comparison, not two NumPy reductions
+        if not lo <= z.item() <= hi:
+            raise ValueError(f"zero_point must lie in {lo}..{hi} ({what}); got {z.item()}")
+    elif z.size and (z.min() < lo or z.max() > hi):
         raise ValueError(f"zero_point must lie in {lo}..{hi} ({what}); "
                          f"got values in {z.min()}..{z.max()}")
     return aligned_c(z.reshape(gran.scale_shape), np.int32)

@@ -83,6 +83,11 @@ def check_zero_point(zp: Any, name: str, length: int, what: str, dtype: str) -> 
 
     ``what`` names the per-element dimension ("M" or "N"); values must lie in dtype's range.
     """
+    lo, hi, _ = _RANGES[dtype]
+    if type(zp) is int:  # the common case, without NumPy's per-call overhead (bool excluded)
+        if not lo <= zp <= hi:
+            raise ValueError(f"{name} values must lie in [{lo}, {hi}] ({dtype}), got {zp}")
+        return np.array([zp], np.int32)
     arr = np.asarray(zp)
     if arr.dtype == np.bool_ or arr.dtype.kind not in "iu":
         raise TypeError(f"{name} must be an integer scalar or an integer array of shape "
@@ -92,7 +97,6 @@ def check_zero_point(zp: Any, name: str, length: int, what: str, dtype: str) -> 
     if arr.ndim != 1 or arr.shape[0] not in (1, length):
         raise ValueError(f"{name} must be a scalar, shape (1,) or shape ({what},) = ({length},), "
                          f"got shape {arr.shape}")
-    lo, hi, _ = _RANGES[dtype]
     if arr.size and (arr.min() < lo or arr.max() > hi):
         bad = arr[(arr < lo) | (arr > hi)][0]
         raise ValueError(f"{name} values must lie in [{lo}, {hi}] ({dtype}), got {int(bad)}")

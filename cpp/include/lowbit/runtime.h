@@ -41,4 +41,23 @@ void parallel_for(int64_t n, const std::function<void(int64_t)>& fn);
 void set_num_threads(int n);
 int get_num_threads();
 
+// Jobs below this many multiply-adds (or elements) run on the calling thread alone: waking the
+// pool costs tens of microseconds, and 2 threads were measured no faster than 1 below about
+// 4 M int8 multiply-adds (lb.linear, 64 x 256 x 256 and 1 x 1024 x 1024).
+constexpr int64_t kMinParallelWork = int64_t(1) << 22;
+// While a SerialScope made with serial = true is alive, parallel_for on this thread runs
+// inline and parallel_threads() is 1. Scopes nest.
+class SerialScope {
+ public:
+  explicit SerialScope(bool serial);
+  ~SerialScope();
+  SerialScope(const SerialScope&) = delete;
+  SerialScope& operator=(const SerialScope&) = delete;
+
+ private:
+  bool serial_;
+};
+// The threads a job started now would use: get_num_threads(), or 1 inside a serial scope.
+int parallel_threads();
+
 }  // namespace lowbit

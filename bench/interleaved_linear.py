@@ -11,6 +11,10 @@ ratios are taken of the minimum and of the median per-call time over the rounds:
 
 (one thread; ``--threads 2`` for two). Speed-ups are peer time / lowbit time, > 1 when lowbit
 is faster. Each lowbit result is checked against ``lowbit.reference.linear`` before timing.
+
+It first prints what each W8A8 peer returns on an input where int8 products summed in pairs
+overflow int16 (``exactness_probe``): lowbit never saturates; a peer that multiplies with
+vpmaddubsw on a CPU without VNNI either reduces the activations to 7 bits (torch) or saturates.
 """
 
 from __future__ import annotations
@@ -47,6 +51,43 @@ def runners(fmt: str, m: int, threads: int) -> dict:
     return out
 
 
+def exactness_probe() -> list:
+    """Lines saying whether each W8A8 peer computes the exact integer product on an input whose
+    int8 pair sums overflow int16: x = 1 (quantized to 127 per row, or 255 as uint8) against
+    W = 1 (int8 127), K = 256, so the exact result is 256 and one saturating vpmaddubsw pair
+    sum (2 * 255 * 127 > 32767) shows. lowbit's own result is the reference's, bit for bit."""
+    k, n = 256, 16
+    x = np.ones((4, k), np.float32)
+    w = np.ones((n, k), np.float32)
+    w_q = lb.QTensor.quantize(w, "int8", axis=0)
+    lines = [f"lowbit: {float(lb.linear(x, w_q)[0, 0]):.4f} (exact: {float(k):.1f})"]
+    if tb.peers.torch is not None:
+        torch = tb.peers.torch
+        lin = torch.nn.Linear(k, n, bias=False)
+        with torch.no_grad():
+            lin.weight.copy_(torch.from_numpy(w))
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            q = torch.ao.quantization.quantize_dynamic(torch.nn.Sequential(lin), {torch.nn.Linear},
+                                                       dtype=torch.qint8)
+            y = float(q(torch.from_numpy(x))[0, 0])
+        lines.append(f"torch dynamic Linear: {y:.4f} (activations reduced to 7 bits)")
+    if tb.peers.ort is not None:
+        helper, numpy_helper, TP = tb.peers.helper, tb.peers.numpy_helper, tb.peers.TensorProto
+        node = helper.make_node("DynamicQuantizeMatMul", ["A", "B", "b_scale", "b_zp"], ["Y"],
+                                domain="com.microsoft")
+        inits = [numpy_helper.from_array(np.full((k, n), 127, np.int8), "B"),
+                 numpy_helper.from_array(np.full(n, 1 / 127, np.float32), "b_scale"),
+                 numpy_helper.from_array(np.zeros(n, np.int8), "b_zp")]
+        graph = helper.make_graph(
+            [node], "probe", [helper.make_tensor_value_info("A", TP.FLOAT, [None, k])],
+            [helper.make_tensor_value_info("Y", TP.FLOAT, [None, n])], initializer=inits)
+        y = float(tb.peers._session(graph, 1).run(None, {"A": x})[0][0, 0])
+        lines.append(f"ONNX Runtime DynamicQuantizeMatMul: {y:.4f}")
+    return lines
+
+
 def measure(fns: dict, rounds: int, calls: int) -> dict:
     """name -> per-call seconds of each round (each round: every name once, `calls` calls)."""
     times = {name: [] for name in fns}
@@ -68,6 +109,9 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
     lb.set_num_threads(args.threads)
+    print("W8A8 exactness, x = 1 against W = 1 (K = 256, exact 256):")
+    for line in exactness_probe():
+        print("  " + line)
     print(f"lb.linear {tb.K} -> {tb.N}, {args.threads} thread(s), {args.rounds} interleaved "
           f"rounds, isa {lb.cpu_info()['isa']}; time min / median (ms), speed-up = peer / lowbit")
     for fmt in args.formats.split(","):

@@ -24,6 +24,10 @@ constexpr int64_t kMC = 32 * kMR;  // 192 rows
 constexpr int64_t kNC = 16 * kNR;  // 256 columns
 // M up to this many rows takes the small-M paths (B streamed once, N split over threads).
 constexpr int64_t kSmallM = 8;
+// In the tiled paths, an A panel of at most this many rows (the last one, M mod 6) goes to the
+// 8-bit small-M kernel, whose register tile holds only those rows: the 6-row tile would spend a
+// third or more of its multiply-adds on zero rows.
+constexpr int kSmallTileRows = 4;
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 

@@ -234,8 +234,12 @@ void gemm_large(const KernelTable& t, const GemmA& a, const PackedB& b, const Ge
         for (int64_t i = i0; i < i1; i += kMR) {
           const int m = static_cast<int>(std::min(kMR, i1 - i));
           if (next) prefetch_part(next, pn * bstep, (i - i0) / kMR, ceil_div(i1 - i0, kMR));
-          kernel(kc, pa.panel(i / kMR) + k0 * kMR, bp, d.p + (i - i0) * d.ld + (j - j0), d.ld, m,
-                 n, k0 > 0);
+          int32_t* c = d.p + (i - i0) * d.ld + (j - j0);
+          if (!four && m <= kSmallTileRows) {
+            t.gemm_small_u8_s32(kc, pa.panel(i / kMR) + k0 * kMR, m, bp, c, d.ld, n, k0 > 0);
+          } else {
+            kernel(kc, pa.panel(i / kMR) + k0 * kMR, bp, c, d.ld, m, n, k0 > 0);
+          }
         }
       }
     }

@@ -311,8 +311,12 @@ void large_int(const KernelTable& t, const LinearInput& in, const LinearWeights&
           for (int64_t i = i0; i < i1; i += kMR) {
             const int m = static_cast<int>(std::min(kMR, i1 - i));
             if (next) prefetch_part(next, pn * bstep, (i - i0) / kMR, ceil_div(i1 - i0, kMR));
-            kernel(kc, pa.panel(i / kMR) + k0 * kMR, bp, sc.data() + (i - i0) * ld + (j - j0),
-                   ld, m, n, k0 > 0);
+            int32_t* c = sc.data() + (i - i0) * ld + (j - j0);
+            if (!four && m <= kSmallTileRows) {
+              t.gemm_small_u8_s32(kc, pa.panel(i / kMR) + k0 * kMR, m, bp, c, ld, n, k0 > 0);
+            } else {
+              kernel(kc, pa.panel(i / kMR) + k0 * kMR, bp, c, ld, m, n, k0 > 0);
+            }
           }
         }
       }

@@ -19,15 +19,9 @@ using namespace blocking;  // NOLINT: the shared tile and block sizes, ceil_div,
 // ---------------------------------------------------------------------------------------------
 // Packing
 
-// A value as int32 (int8 or uint8 storage).
-inline int32_t a_value(const uint8_t* row, int64_t k, bool is_signed) {
-  return is_signed ? int32_t(int8_t(row[k])) : int32_t(row[k]);
-}
-
 // One 6-row A panel (rows i0 .. i0+5, zero past m): word r of k-pair j holds int16 a[r][2j]
 // (low half) and a[r][2j+1] (high half). rowsum[r] = sum_k a[i0+r][k] for rows < m.
 void pack_a_panel(const GemmA& a, int64_t i0, int64_t kp, int32_t* out, uint32_t* rowsum) {
-  const int64_t full = a.k / 2;  // k-pairs with both k < K
   for (int64_t r = 0; r < kMR; ++r) {
     const int64_t i = i0 + r;
     if (i >= a.m) {
@@ -35,54 +29,21 @@ void pack_a_panel(const GemmA& a, int64_t i0, int64_t kp, int32_t* out, uint32_t
       continue;
     }
     const uint8_t* row = a.data + i * a.lda;
-    uint32_t sum = 0;
-    auto put = [&](int64_t j, int32_t v0, int32_t v1) {
-      sum += static_cast<uint32_t>(v0 + v1);
-      out[j * kMR + r] = static_cast<int32_t>((static_cast<uint32_t>(v0) & 0xFFFFu) |
-                                              (static_cast<uint32_t>(v1) << 16));
-    };
-    if (a.is_signed) {
-      for (int64_t j = 0; j < full; ++j) put(j, int8_t(row[2 * j]), int8_t(row[2 * j + 1]));
-    } else {
-      for (int64_t j = 0; j < full; ++j) put(j, row[2 * j], row[2 * j + 1]);
-    }
-    if (full < kp) put(full, a_value(row, 2 * full, a.is_signed), 0);  // odd K
-    rowsum[r] = sum;
+    rowsum[r] = a.is_signed ? put_pairs<true>(row, a.k, out + r) : put_pairs<false>(row, a.k, out + r);
   }
 }
 
 // One 6-row A quad panel for the int4 large-M kernel: word r of k-quad q holds the int8 bytes
-// a'[r][4q..4q+3], a' = a - off (off = 128 turns uint8 into int8: a byte xor 0x80);
+// a'[r][4q..4q+3], a' = a for int8 a and a - 128 (a byte xor 0x80) for uint8 a;
 // rowsum[r] = sum_k a'[r][k].
-void pack_a_quad_panel(const GemmA& a, int64_t i0, int64_t kq, int32_t off, int32_t* out,
-                       uint32_t* rowsum) {
-  const int64_t full = a.k / 4;  // k-quads with all four k < K
-  const uint32_t flip = off ? 0x80808080u : 0u;
+void pack_a_quad_panel(const GemmA& a, int64_t i0, int64_t kq, int32_t* out, uint32_t* rowsum) {
   for (int64_t r = 0; r < kMR; ++r) {
     const int64_t i = i0 + r;
     if (i >= a.m) {
       for (int64_t q = 0; q < kq; ++q) out[q * kMR + r] = 0;
       continue;
     }
-    const uint8_t* row = a.data + i * a.lda;
-    uint32_t sum = 0;
-    for (int64_t q = 0; q < full; ++q) {
-      const uint32_t w = (uint32_t(row[4 * q]) | uint32_t(row[4 * q + 1]) << 8 |
-                          uint32_t(row[4 * q + 2]) << 16 | uint32_t(row[4 * q + 3]) << 24) ^ flip;
-      sum += static_cast<uint32_t>(int32_t(int8_t(w)) + int32_t(int8_t(w >> 8)) +
-                                   int32_t(int8_t(w >> 16)) + int32_t(int8_t(w >> 24)));
-      out[q * kMR + r] = static_cast<int32_t>(w);
-    }
-    if (full < kq) {  // K not a multiple of 4: zero past K
-      uint32_t w = 0;
-      for (int64_t kk = 4 * full; kk < a.k; ++kk) {
-        const int32_t v = a_value(row, kk, a.is_signed) - off;
-        sum += static_cast<uint32_t>(v);
-        w |= (static_cast<uint32_t>(v) & 0xFFu) << (8 * (kk - 4 * full));
-      }
-      out[full * kMR + r] = static_cast<int32_t>(w);
-    }
-    rowsum[r] = sum;
+    rowsum[r] = put_quads(a.data + i * a.lda, a.k, a.is_signed, out + r);
   }
 }
 
@@ -138,8 +99,9 @@ struct PackedA {
   const int32_t* panel(int64_t p) const { return data.get() + p * kp * kMR; }
 };
 
-// quads: the int4 large-M format (k-quads of int8 a' = a - off), else k-pairs of int16.
-PackedA pack_a(const GemmA& a, bool parallel, bool quads = false, int32_t off = 0) {
+// quads: the int4 large-M format (k-quads of int8 a' = a - 128 for uint8 a, a for int8 a),
+// else k-pairs of int16.
+PackedA pack_a(const GemmA& a, bool parallel, bool quads = false) {
   PackedA p;
   p.panels = ceil_div(a.m, kMR);
   p.kp = quads ? ceil_div(a.k, 4) : ceil_div(a.k, 2);  // words a row of a panel
@@ -149,7 +111,7 @@ PackedA pack_a(const GemmA& a, bool parallel, bool quads = false, int32_t off = 
     int32_t* out = p.data.get() + q * p.kp * kMR;
     uint32_t* rs = p.rowsum.get() + q * kMR;
     if (quads) {
-      pack_a_quad_panel(a, q * kMR, p.kp, off, out, rs);
+      pack_a_quad_panel(a, q * kMR, p.kp, out, rs);
     } else {
       pack_a_panel(a, q * kMR, p.kp, out, rs);
     }
@@ -199,7 +161,7 @@ void gemm_large(const KernelTable& t, const GemmA& a, const PackedB& b, const Ge
                 const Output& out) {
   const bool four = b.bits == 4;
   const int32_t a_off = four && !a.is_signed ? 128 : 0;
-  const PackedA pa = pack_a(a, true, four, a_off);
+  const PackedA pa = pack_a(a, true, four);
   const int64_t kw = pa.kp;                  // A words a row: k-pairs, or k-quads for int4
   const int64_t kwc = four ? kKC / 2 : kKC;  // words a K block (kKC k-pairs either way)
   const int64_t bp_pairs = ceil_div(b.k, 2);
@@ -234,12 +196,8 @@ void gemm_large(const KernelTable& t, const GemmA& a, const PackedB& b, const Ge
         for (int64_t i = i0; i < i1; i += kMR) {
           const int m = static_cast<int>(std::min(kMR, i1 - i));
           if (next) prefetch_part(next, pn * bstep, (i - i0) / kMR, ceil_div(i1 - i0, kMR));
-          int32_t* c = d.p + (i - i0) * d.ld + (j - j0);
-          if (!four && m <= kSmallTileRows) {
-            t.gemm_small_u8_s32(kc, pa.panel(i / kMR) + k0 * kMR, m, bp, c, d.ld, n, k0 > 0);
-          } else {
-            kernel(kc, pa.panel(i / kMR) + k0 * kMR, bp, c, d.ld, m, n, k0 > 0);
-          }
+          kernel(kc, pa.panel(i / kMR) + k0 * kMR, bp, d.p + (i - i0) * d.ld + (j - j0), d.ld, m,
+                 n, k0 > 0);
         }
       }
     }

@@ -7,7 +7,6 @@
 #include <atomic>
 #include <cfloat>
 #include <cmath>
-#include <cstring>
 #include <memory>
 #include <vector>
 
@@ -112,24 +111,6 @@ struct ActPanels {
   const int32_t* panel(int64_t p) const { return data.get() + p * kw * kMR; }
 };
 
-// The sum of n quantized bytes as int8 (Signed) or uint8 values, wrapping like uint32.
-template <bool Signed>
-uint32_t group_sum(const uint8_t* g, int64_t n) {
-  uint32_t s = 0;
-  for (int64_t i = 0; i < n; ++i) s += static_cast<uint32_t>(Signed ? int32_t(int8_t(g[i])) : int32_t(g[i]));
-  return s;
-}
-
-// n quantized bytes as int16 k-pair words, one every kMR words of o (the last pair of an odd n
-// has 0 as its high half).
-template <bool Signed>
-void put_pairs(const uint8_t* g, int64_t n, int32_t* o) {
-  auto v = [g](int64_t i) { return uint32_t(Signed ? int32_t(int8_t(g[i])) : int32_t(g[i])); };
-  int64_t u = 0;
-  for (; 2 * u + 1 < n; ++u) o[u * kMR] = static_cast<int32_t>((v(2 * u) & 0xFFFFu) | v(2 * u + 1) << 16);
-  if (n % 2) o[u * kMR] = static_cast<int32_t>(v(n - 1) & 0xFFFFu);
-}
-
 int pack_act(const KernelTable& t, const LinearInput& in, const Geometry& q, bool quads,
              bool parallel, ActPanels& pa) {
   const bool sgn = in.act == LinearAct::kInt8;
@@ -145,10 +126,6 @@ int pack_act(const KernelTable& t, const LinearInput& in, const Geometry& q, boo
   pa.as.assign(static_cast<size_t>(pa.mpad), 1.0f);
   std::atomic<int> status{0};
   std::atomic<bool> any_za{false};
-  // Byte b of a row as a' = value - off: int8 values as they are, uint8 ones offset by 128 for
-  // quads (an int8 byte: b ^ 0x80) and widened unchanged for pairs.
-  const uint8_t flip = off ? 0x80 : 0;
-  const uint32_t flip4 = off ? 0x80808080u : 0u;
   auto one = [&](int64_t p) {
     std::unique_ptr<uint8_t[]> qbuf(new uint8_t[std::max<int64_t>(q.k, 1)]);
     uint8_t* qrow = qbuf.get();
@@ -178,29 +155,12 @@ int pack_act(const KernelTable& t, const LinearInput& in, const Geometry& q, boo
       int64_t w = 0;  // next word to write
       for (int64_t j = 0; j < q.ngroups; ++j) {
         const uint8_t* g = qrow + j * q.g;
-        const int64_t len = q.len(j), w0 = j * q.gpad / step, whole = len / step;
-        // sum of a' over the group, wrapping (separate loops, so that each vectorizes)
-        uint32_t sum = sgn ? group_sum<true>(g, len) : group_sum<false>(g, len);
-        sum -= static_cast<uint32_t>(off) * static_cast<uint32_t>(len);
-        pa.rterm[j * pa.mpad + i] = static_cast<uint32_t>(len) * static_cast<uint32_t>(za) - sum;
+        const int64_t len = q.len(j), w0 = j * q.gpad / step;
         for (; w < w0; ++w) o[w * kMR] = 0;
-        if (quads) {
-          for (int64_t u = 0; u < whole; ++u) {
-            uint32_t v;
-            std::memcpy(&v, g + 4 * u, 4);  // little-endian: byte 0 is the low byte
-            o[(w0 + u) * kMR] = static_cast<int32_t>(v ^ flip4);
-          }
-          if (len % 4) {
-            uint32_t v = 0;
-            for (int64_t b = 0; b < len % 4; ++b)
-              v |= uint32_t(uint8_t(g[4 * whole + b] ^ flip)) << (8 * b);
-            o[(w0 + whole) * kMR] = static_cast<int32_t>(v);
-          }
-        } else if (sgn) {
-          put_pairs<true>(g, len, o + w0 * kMR);
-        } else {
-          put_pairs<false>(g, len, o + w0 * kMR);
-        }
+        int32_t* ow = o + w0 * kMR;
+        const uint32_t sum = quads ? put_quads(g, len, sgn, ow)  // sum of a' over the group
+                                   : sgn ? put_pairs<true>(g, len, ow) : put_pairs<false>(g, len, ow);
+        pa.rterm[j * pa.mpad + i] = static_cast<uint32_t>(len) * static_cast<uint32_t>(za) - sum;
         w = w0 + ceil_div(len, step);
       }
       for (; w < pa.kw; ++w) o[w * kMR] = 0;
@@ -238,6 +198,15 @@ LinearEpilogue epilogue_for(const LinearWeights& w, const LinearInput& in, const
 // ---------------------------------------------------------------------------------------------
 // Integer paths
 
+// fn(p) for every B panel p < npanels (the small-M paths): threads take chunks of panels.
+template <class Fn>
+void each_panel(int64_t npanels, const Fn& fn) {
+  const int64_t chunk = chunk_len(npanels, 8 * int64_t(parallel_threads()), 1);
+  parallel_for(ceil_div(npanels, chunk), [&](int64_t c) {
+    for (int64_t p = c * chunk, p1 = std::min(npanels, p + chunk); p < p1; ++p) fn(p);
+  });
+}
+
 // M <= kSmallM: each B panel is streamed once per A panel (once for M <= 6) by the fused small-M
 // kernel, which folds the sums of each group into running float sums (in group order) as it
 // goes and writes y. Threads take chunks of column panels.
@@ -246,19 +215,15 @@ void small_int(const KernelTable& t, const LinearInput& in, const LinearWeights&
   const int64_t n_all = w.b.n, npanels = ceil_div(n_all, kNR);
   const int64_t pbytes = panel_bytes(q.kpad, w.b.bits);
   const LinearSmallFn kernel = w.b.bits == 8 ? t.linear_small_u8_s32 : t.linear_small_u4_s32;
-  const int64_t chunk = chunk_len(npanels, 8 * int64_t(parallel_threads()), 1);
-  parallel_for(ceil_div(npanels, chunk), [&](int64_t c) {
-    const int64_t p1 = std::min(npanels, (c + 1) * chunk);
-    for (int64_t p = c * chunk; p < p1; ++p) {
-      const int64_t j = p * kNR;
-      for (int64_t ia = 0; ia < pa.panels; ++ia) {
-        const int m = static_cast<int>(std::min(kMR, in.m - ia * kMR));
-        LinearEpilogue e = epilogue_for(w, in, pa, ia * kMR, j, 0, y, ldy);
-        e.m = m;
-        e.n = static_cast<int>(std::min(kNR, n_all - j));
-        e.ngroups = static_cast<int>(q.ngroups);
-        kernel(q.kp, q.gp, pa.panel(ia), m, w.b.data + p * pbytes, e);
-      }
+  each_panel(npanels, [&](int64_t p) {
+    const int64_t j = p * kNR;
+    for (int64_t ia = 0; ia < pa.panels; ++ia) {
+      const int m = static_cast<int>(std::min(kMR, in.m - ia * kMR));
+      LinearEpilogue e = epilogue_for(w, in, pa, ia * kMR, j, 0, y, ldy);
+      e.m = m;
+      e.n = static_cast<int>(std::min(kNR, n_all - j));
+      e.ngroups = static_cast<int>(q.ngroups);
+      kernel(q.kp, q.gp, pa.panel(ia), m, w.b.data + p * pbytes, e);
     }
   });
 }
@@ -311,12 +276,8 @@ void large_int(const KernelTable& t, const LinearInput& in, const LinearWeights&
           for (int64_t i = i0; i < i1; i += kMR) {
             const int m = static_cast<int>(std::min(kMR, i1 - i));
             if (next) prefetch_part(next, pn * bstep, (i - i0) / kMR, ceil_div(i1 - i0, kMR));
-            int32_t* c = sc.data() + (i - i0) * ld + (j - j0);
-            if (!four && m <= kSmallTileRows) {
-              t.gemm_small_u8_s32(kc, pa.panel(i / kMR) + k0 * kMR, m, bp, c, ld, n, k0 > 0);
-            } else {
-              kernel(kc, pa.panel(i / kMR) + k0 * kMR, bp, c, ld, m, n, k0 > 0);
-            }
+            kernel(kc, pa.panel(i / kMR) + k0 * kMR, bp, sc.data() + (i - i0) * ld + (j - j0),
+                   ld, m, n, k0 > 0);
           }
         }
       }
@@ -382,17 +343,13 @@ void small_f32(const KernelTable& t, const LinearInput& in, const LinearWeights&
   const int64_t n_all = w.b.n, npanels = ceil_div(n_all, kNR);
   const int64_t pbytes = panel_bytes(q.kpad, w.b.bits);
   const LinearSmallF32Fn kernel = w.b.bits == 8 ? t.linear_small_u8_f32 : t.linear_small_u4_f32;
-  const int64_t chunk = chunk_len(npanels, 8 * int64_t(parallel_threads()), 1);
-  parallel_for(ceil_div(npanels, chunk), [&](int64_t c) {
-    const int64_t p1 = std::min(npanels, (c + 1) * chunk);
-    for (int64_t p = c * chunk; p < p1; ++p) {
-      const int64_t j = p * kNR;
-      const int n = static_cast<int>(std::min(kNR, n_all - j));
-      for (int64_t i = 0; i < in.m; i += kMR) {
-        const int m = static_cast<int>(std::min(kMR, in.m - i));
-        kernel(q.kp, q.gp, xp.data() + i * ldx, ldx, m, w.b.data + p * pbytes, w.zb + w.table(j, 0),
-               w.ws + w.table(j, 0), kNR, in.bias ? in.bias + j : nullptr, y + i * ldy + j, ldy, n);
-      }
+  each_panel(npanels, [&](int64_t p) {
+    const int64_t j = p * kNR;
+    const int n = static_cast<int>(std::min(kNR, n_all - j));
+    for (int64_t i = 0; i < in.m; i += kMR) {
+      const int m = static_cast<int>(std::min(kMR, in.m - i));
+      kernel(q.kp, q.gp, xp.data() + i * ldx, ldx, m, w.b.data + p * pbytes, w.zb + w.table(j, 0),
+             w.ws + w.table(j, 0), kNR, in.bias ? in.bias + j : nullptr, y + i * ldy + j, ldy, n);
     }
   });
 }

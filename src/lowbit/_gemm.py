@@ -8,7 +8,7 @@ both); the arithmetic lives in C++ (``cpp/runtime/gemm.cpp`` and the per-ISA ker
 from __future__ import annotations
 
 import numbers
-from typing import Any, NamedTuple, Optional, Tuple
+from typing import Any, NamedTuple, Tuple
 
 import numpy as np
 
@@ -76,6 +76,19 @@ def check_k4(k: Any, rows: int) -> int:
         raise ValueError(f"k must be {2 * rows} or {2 * rows - 1} for b_packed with {rows} "
                          f"rows, got {k}")
     return k
+
+
+def check_packed4(pm: "PackedMatrix", k: Any, signed: Any) -> "PackedMatrix":
+    """A PackedMatrix passed as ``b_packed`` of matmul_int4: 4-bit, of the ``signed`` kind, and
+    of K = ``k`` when ``k`` is given."""
+    if pm.bits != 4:
+        raise ValueError(f"b_packed must be a 4-bit PackedMatrix, got dtype {pm.dtype!r} "
+                         "(use matmul_int for 8-bit weights)")
+    if (pm.dtype == "int4") != bool(signed):
+        raise ValueError(f"b_packed was packed as {pm.dtype}; pass signed={pm.dtype == 'int4'}")
+    if k is not None and check_k4(k, (pm.shape[0] + 1) // 2) != pm.shape[0]:
+        raise ValueError(f"k={k} does not match the PackedMatrix's K = {pm.shape[0]}")
+    return pm
 
 
 def check_zero_point(zp: Any, name: str, length: int, what: str, dtype: str) -> np.ndarray:
@@ -381,15 +394,7 @@ def matmul_int4(a, b_packed, *, k=None, signed=True, a_zero_point=0, b_zero_poin
     """
     a = check_a(a)
     if isinstance(b_packed, PackedMatrix):
-        pm = b_packed
-        if pm.bits != 4:
-            raise ValueError(f"b_packed must be a 4-bit PackedMatrix, got dtype {pm.dtype!r} "
-                             "(use matmul_int for 8-bit weights)")
-        if (pm.dtype == "int4") != bool(signed):
-            raise ValueError(f"b_packed was packed as {pm.dtype}; pass signed="
-                             f"{pm.dtype == 'int4'}")
-        if k is not None and check_k4(k, (pm.shape[0] + 1) // 2) != pm.shape[0]:
-            raise ValueError(f"k={k} does not match the PackedMatrix's K = {pm.shape[0]}")
+        pm = check_packed4(b_packed, k, signed)
         kk = pm.shape[0]
     else:
         bp = check_b_packed(b_packed)

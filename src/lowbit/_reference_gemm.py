@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._gemm import (PackedMatrix, check_a, check_b, check_b_packed, check_k4, check_operands,
-                    dtype_name)
+                    check_packed4, dtype_name)
 from . import reference as _ref
 
 __all__ = ["matmul_int", "matmul_int4"]
@@ -44,15 +44,7 @@ def matmul_int4(a, b_packed, *, k=None, signed=True, a_zero_point=0, b_zero_poin
     """Reference of :func:`lowbit.matmul_int4`: ``matmul_int`` of the unpacked weights."""
     a = check_a(a)
     if isinstance(b_packed, PackedMatrix):
-        pm = b_packed
-        if pm.bits != 4:
-            raise ValueError(f"b_packed must be a 4-bit PackedMatrix, got dtype {pm.dtype!r} "
-                             "(use matmul_int for 8-bit weights)")
-        if (pm.dtype == "int4") != bool(signed):
-            raise ValueError(f"b_packed was packed as {pm.dtype}; pass signed="
-                             f"{pm.dtype == 'int4'}")
-        if k is not None and check_k4(k, (pm.shape[0] + 1) // 2) != pm.shape[0]:
-            raise ValueError(f"k={k} does not match the PackedMatrix's K = {pm.shape[0]}")
+        pm = check_packed4(b_packed, k, signed)
         kk, b = pm.shape[0], pm.to_array()
     else:
         bp = check_b_packed(b_packed)

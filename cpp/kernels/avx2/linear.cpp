@@ -92,10 +92,11 @@ __attribute__((always_inline)) inline void group_sums_q4(int64_t p0, int64_t p1,
   }
 }
 
-// float(C_j) of LinearEpilogue for row r, columns 8h..8h+7 of the panel, from the sums v.
+// float(C_j) of LinearEpilogue for row r, columns c..c+7, from the sums v (one copy of the
+// zero-point correction, shared by every path below).
 __attribute__((always_inline)) inline __m256 corrected8(const LinearEpilogue& e, int64_t j, int r,
-                                                        int h, __m256i v) {
-  const int64_t w = j * e.w_group + 8 * h;
+                                                        int c, __m256i v) {
+  const int64_t w = j * e.w_group + c;
   const uint32_t rt = e.rterm[j * e.rt_group + r];
   if (e.zb) {
     v = _mm256_add_epi32(v, _mm256_mullo_epi32(_mm256_set1_epi32(static_cast<int32_t>(rt)),
@@ -141,7 +142,7 @@ __attribute__((always_inline)) inline void fold(const LinearEpilogue& e, int64_t
                                                 const __m256i (&acc)[M][2], __m256 (*t)[2]) {
   for (int r = 0; r < M; ++r) {
     const __m256 v0 = corrected8(e, j, r0 + r, 0, acc[r][0]);
-    const __m256 v1 = corrected8(e, j, r0 + r, 1, acc[r][1]);
+    const __m256 v1 = corrected8(e, j, r0 + r, 8, acc[r][1]);
     if (e.grouped) {
       const float* ws = e.ws + j * e.w_group;
       t[r][0] = _mm256_add_ps(t[r][0], _mm256_mul_ps(v0, _mm256_loadu_ps(ws)));
@@ -233,19 +234,8 @@ void linear_small_u4_s32(int64_t kp, int64_t gp, const int32_t* a, int m, const 
 // float(C_j) for 8 columns at c (see LinearEpilogue), the sums read from e.s.
 __attribute__((always_inline)) inline __m256 group_sum8(const LinearEpilogue& e, int64_t j, int r,
                                                         int c) {
-  const int64_t w = j * e.w_group + c;
-  __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(e.s + j * e.s_group + r * e.lds + c));
-  const uint32_t rt = e.rterm[j * e.rt_group + r];
-  if (e.zb) {
-    v = _mm256_add_epi32(v, _mm256_mullo_epi32(_mm256_set1_epi32(static_cast<int32_t>(rt)),
-                                               _mm256_loadu_si256(reinterpret_cast<const __m256i*>(e.zb + w))));
-  } else {
-    v = _mm256_add_epi32(v, _mm256_set1_epi32(static_cast<int32_t>(rt * static_cast<uint32_t>(e.zb_all))));
-  }
-  if (e.za)
-    v = _mm256_sub_epi32(v, _mm256_mullo_epi32(_mm256_set1_epi32(e.za[r]),
-                                               _mm256_loadu_si256(reinterpret_cast<const __m256i*>(e.cs + w))));
-  return _mm256_cvtepi32_ps(v);
+  return corrected8(e, j, r, c,
+                    _mm256_loadu_si256(reinterpret_cast<const __m256i*>(e.s + j * e.s_group + r * e.lds + c)));
 }
 
 inline float group_sum1(const LinearEpilogue& e, int64_t j, int r, int c) {
@@ -257,60 +247,7 @@ inline float group_sum1(const LinearEpilogue& e, int64_t j, int r, int c) {
   return static_cast<float>(static_cast<int32_t>(v));
 }
 
-// The large-M per-group case: one group of a whole 16-column block, the table rows loaded once.
-void fold_block16(const LinearEpilogue& e) {
-  const __m256 ws0 = _mm256_loadu_ps(e.ws), ws1 = _mm256_loadu_ps(e.ws + 8);
-  __m256i z0 = _mm256_setzero_si256(), z1 = z0, c0 = z0, c1 = z0;
-  if (e.zb) {
-    z0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(e.zb));
-    z1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(e.zb + 8));
-  }
-  if (e.za) {
-    c0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(e.cs));
-    c1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(e.cs + 8));
-  }
-  __m256 b0 = _mm256_setzero_ps(), b1 = b0;
-  if (e.finish && e.bias) b0 = _mm256_loadu_ps(e.bias), b1 = _mm256_loadu_ps(e.bias + 8);
-  for (int r = 0; r < e.m; ++r) {
-    const int32_t* sr = e.s + r * e.lds;
-    __m256i v0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sr));
-    __m256i v1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sr + 8));
-    const uint32_t rt = e.rterm[r];
-    if (e.zb) {
-      const __m256i vr = _mm256_set1_epi32(static_cast<int32_t>(rt));
-      v0 = _mm256_add_epi32(v0, _mm256_mullo_epi32(vr, z0));
-      v1 = _mm256_add_epi32(v1, _mm256_mullo_epi32(vr, z1));
-    } else {
-      const __m256i vr = _mm256_set1_epi32(static_cast<int32_t>(rt * static_cast<uint32_t>(e.zb_all)));
-      v0 = _mm256_add_epi32(v0, vr);
-      v1 = _mm256_add_epi32(v1, vr);
-    }
-    if (e.za) {
-      const __m256i va = _mm256_set1_epi32(e.za[r]);
-      v0 = _mm256_sub_epi32(v0, _mm256_mullo_epi32(va, c0));
-      v1 = _mm256_sub_epi32(v1, _mm256_mullo_epi32(va, c1));
-    }
-    float* tr = e.t + r * e.ldt;
-    const __m256 t0 = e.t_zero ? _mm256_setzero_ps() : _mm256_loadu_ps(tr);
-    const __m256 t1 = e.t_zero ? _mm256_setzero_ps() : _mm256_loadu_ps(tr + 8);
-    const __m256 f0 = _mm256_add_ps(t0, _mm256_mul_ps(_mm256_cvtepi32_ps(v0), ws0));
-    const __m256 f1 = _mm256_add_ps(t1, _mm256_mul_ps(_mm256_cvtepi32_ps(v1), ws1));
-    if (!e.finish) {
-      _mm256_storeu_ps(tr, f0);
-      _mm256_storeu_ps(tr + 8, f1);
-      continue;
-    }
-    const __m256 as = _mm256_set1_ps(e.as[r]);
-    __m256 y0 = _mm256_mul_ps(f0, as), y1 = _mm256_mul_ps(f1, as);
-    if (e.bias) y0 = _mm256_add_ps(y0, b0), y1 = _mm256_add_ps(y1, b1);
-    float* yr = e.y + r * e.ldy;
-    _mm256_storeu_ps(yr, y0);
-    _mm256_storeu_ps(yr + 8, y1);
-  }
-}
-
 void linear_epilogue_s32(const LinearEpilogue& e) {
-  if (e.grouped && e.ngroups == 1 && e.n == kNR) return fold_block16(e);
   const int n8 = e.n & ~7;
   for (int r = 0; r < e.m; ++r) {
     float* yr = e.y + r * e.ldy;
@@ -371,41 +308,16 @@ void linear_epilogue_s32(const LinearEpilogue& e) {
 __attribute__((always_inline)) inline void fold_tile(const LinearEpilogue& e, int64_t j,
                                                      bool first, bool last,
                                                      const __m256i (&v)[kMR][2]) {
-  const int64_t w = j * e.w_group;
-  const __m256 ws0 = _mm256_loadu_ps(e.ws + w), ws1 = _mm256_loadu_ps(e.ws + w + 8);
-  __m256i z0 = _mm256_setzero_si256(), z1 = z0, k0 = z0, k1 = z0;
-  if (e.zb) {
-    z0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(e.zb + w));
-    z1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(e.zb + w + 8));
-  }
-  if (e.za) {
-    k0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(e.cs + w));
-    k1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(e.cs + w + 8));
-  }
+  const float* ws = e.ws + j * e.w_group;
+  const __m256 ws0 = _mm256_loadu_ps(ws), ws1 = _mm256_loadu_ps(ws + 8);
   __m256 bv[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
   if (last && e.bias) load_bias16(e, bv);
   for (int r = 0; r < e.m; ++r) {
-    __m256i v0 = v[r][0], v1 = v[r][1];
-    const uint32_t rt = e.rterm[j * e.rt_group + r];
-    if (e.zb) {
-      const __m256i vr = _mm256_set1_epi32(static_cast<int32_t>(rt));
-      v0 = _mm256_add_epi32(v0, _mm256_mullo_epi32(vr, z0));
-      v1 = _mm256_add_epi32(v1, _mm256_mullo_epi32(vr, z1));
-    } else {
-      const __m256i vr = _mm256_set1_epi32(static_cast<int32_t>(rt * static_cast<uint32_t>(e.zb_all)));
-      v0 = _mm256_add_epi32(v0, vr);
-      v1 = _mm256_add_epi32(v1, vr);
-    }
-    if (e.za) {
-      const __m256i va = _mm256_set1_epi32(e.za[r]);
-      v0 = _mm256_sub_epi32(v0, _mm256_mullo_epi32(va, k0));
-      v1 = _mm256_sub_epi32(v1, _mm256_mullo_epi32(va, k1));
-    }
     float* tr = e.t + r * e.ldt;
     const __m256 t0 = first ? _mm256_setzero_ps() : _mm256_loadu_ps(tr);
     const __m256 t1 = first ? _mm256_setzero_ps() : _mm256_loadu_ps(tr + 8);
-    const __m256 f0 = _mm256_add_ps(t0, _mm256_mul_ps(_mm256_cvtepi32_ps(v0), ws0));
-    const __m256 f1 = _mm256_add_ps(t1, _mm256_mul_ps(_mm256_cvtepi32_ps(v1), ws1));
+    const __m256 f0 = _mm256_add_ps(t0, _mm256_mul_ps(corrected8(e, j, r, 0, v[r][0]), ws0));
+    const __m256 f1 = _mm256_add_ps(t1, _mm256_mul_ps(corrected8(e, j, r, 8, v[r][1]), ws1));
     if (!last) {
       _mm256_storeu_ps(tr, f0);
       _mm256_storeu_ps(tr + 8, f1);

@@ -98,6 +98,63 @@ def test_cpu_info():
         assert lb.cpu_info()["isa"] == "scalar"
 
 
+# ----------------------------------------------------------------------------------------------
+# The ISA manifest (cpp/include/lowbit/isa_list.inc) and the tables it builds
+
+
+def test_manifest_vocabulary_and_order():
+    manifest = lb._core.isa_manifest()
+    names = [e["name"] for e in manifest]
+    assert tuple(names) == KNOWN_ISAS
+    assert manifest[0]["parent"] == "scalar"
+    families = {f for _, f in lb._core.kernel_families()}
+    for i, e in enumerate(manifest):
+        if i:  # parents come first
+            assert names.index(e["parent"]) < i, e
+        assert e["families"] and set(e["families"]) <= families, e
+        if e["emulated"]:
+            assert e["built"], e
+    available = [e["name"] for e in manifest if e["built"] and e["cpu"]]
+    assert available == lb.available_isas()
+    # A path is offered only with its whole parent chain.
+    by_name = {e["name"]: e for e in manifest}
+    for name in available:
+        assert by_name[name]["parent"] in available
+
+
+def test_kernel_sources_follow_the_manifest():
+    """Every path overrides every slot of each family it claims, takes every other slot from its
+    parent, and so differs from its parent somewhere."""
+    manifest = {e["name"]: e for e in lb._core.isa_manifest()}
+    family_of = dict(lb._core.kernel_families())
+    assert list(family_of) == lb.cpu_info()["kernels"]
+    sources = lb.cpu_info()["kernel_sources"]
+    assert list(sources) == lb.available_isas()
+    for isa, src in sources.items():
+        assert list(src) == list(family_of), isa
+        entry = manifest[isa]
+        if isa == "scalar":
+            assert set(src.values()) == {"scalar"}
+            continue
+        parent = sources[entry["parent"]]
+        for slot, family in family_of.items():
+            if family in entry["families"]:
+                assert src[slot] == isa, f"{isa} claims {family} but {slot} comes from {src[slot]}"
+            else:
+                assert src[slot] == parent[slot], (isa, slot)
+        assert any(src[slot] != parent[slot] for slot in src), f"{isa} equals {entry['parent']}"
+    with pytest.raises(ValueError):
+        lb._core.kernel_sources("bogus")
+
+
+def test_emulated_paths_reported():
+    info = lb.cpu_info()
+    manifest = {e["name"]: e for e in lb._core.isa_manifest()}
+    assert set(info["emulated"]) <= set(info["available"])
+    for name in info["emulated"]:
+        assert manifest[name]["emulated"]
+
+
 def test_num_threads():
     before = lb.get_num_threads()
     assert isinstance(before, int) and before >= 1

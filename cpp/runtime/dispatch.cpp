@@ -1,103 +1,118 @@
-// Kernel tables per ISA and the active-path switch. Built with baseline flags: it only takes
-// the addresses of ISA code, which runs after the CPU check below says it may.
+// Kernel tables per ISA and the active-path switch, all derived from the manifest
+// (lowbit/isa_list.inc). Built with baseline flags: it only takes the addresses of ISA code,
+// which runs after the CPU check below says it may.
 #include <array>
 #include <atomic>
-#include <mutex>
+#include <cstring>
 #include <stdexcept>
 
 #include "lowbit/runtime.h"
 
-#ifndef LOWBIT_BUILT_AVX2
-#define LOWBIT_BUILT_AVX2 0
-#endif
-#ifndef LOWBIT_BUILT_AVX512
-#define LOWBIT_BUILT_AVX512 0
-#endif
-#ifndef LOWBIT_BUILT_AVX512_VNNI
-#define LOWBIT_BUILT_AVX512_VNNI 0
-#endif
-#ifndef LOWBIT_BUILT_NEON
-#define LOWBIT_BUILT_NEON 0
-#endif
-
 namespace lowbit {
-
-const char* isa_name(Isa isa) {
-  switch (isa) {
-    case Isa::kScalar: return "scalar";
-    case Isa::kAvx2: return "avx2";
-    case Isa::kAvx512: return "avx512";
-    case Isa::kAvx512Vnni: return "avx512_vnni";
-    case Isa::kNeon: return "neon";
-    default: return "?";
-  }
-}
-
 namespace {
 
-constexpr int kNumIsa = static_cast<int>(Isa::kCount);
+// What this build compiled: CMake writes lowbit_built.inc with one LOWBIT_BUILT(name, emulated)
+// line per path besides scalar (CMakeLists.txt, lowbit_isa()).
+template <Isa I>
+struct Built {
+  static constexpr bool value = I == Isa::scalar, emulated = false;
+};
+#define LOWBIT_BUILT(isa, emu)                                 \
+  template <>                                                  \
+  struct Built<Isa::isa> {                                     \
+    static constexpr bool value = true, emulated = (emu) != 0; \
+  };
+#include "lowbit_built.inc"
+#undef LOWBIT_BUILT
 
-bool built(Isa isa) {
-  switch (isa) {
-    case Isa::kScalar: return true;
-    case Isa::kAvx2: return LOWBIT_BUILT_AVX2;
-    case Isa::kAvx512: return LOWBIT_BUILT_AVX512;
-    case Isa::kAvx512Vnni: return LOWBIT_BUILT_AVX512_VNNI;
-    case Isa::kNeon: return LOWBIT_BUILT_NEON;
-    default: return false;
+struct Entry {
+  const char* name;
+  Isa parent;
+  unsigned families;
+  bool built, emulated, emulable;
+  bool (*cpu)(const CpuFeatures&);  // the path's own checks, beyond its parent's
+  void (*fill)(KernelTable&);       // fill_<family>() of each claimed family, if built
+};
+
+// One entry a manifest line. A family's fill is referenced only when the path is built and
+// claims it (a discarded if-constexpr branch needs no definition), so a path defines exactly
+// the fill functions of its families.
+#define LOWBIT_FILL_(family) \
+  if constexpr (kBuilt && (kFamilies & LOWBIT_FAM(family))) ns::fill_##family(t);
+#define LOWBIT_ISA(isa, parent_, families_, cpu_, emulable_)                          \
+  Entry{#isa, Isa::parent_, families_, Built<Isa::isa>::value, Built<Isa::isa>::emulated, \
+        (emulable_) != 0,                                                              \
+        [](const CpuFeatures& f) -> bool {                                             \
+          (void)f;                                                                     \
+          return cpu_;                                                                 \
+        },                                                                             \
+        [](KernelTable& t) {                                                           \
+          namespace ns = ::lowbit::isa;                                                \
+          constexpr bool kBuilt = Built<Isa::isa>::value;                              \
+          constexpr unsigned kFamilies = families_;                                    \
+          (void)t;                                                                     \
+          LOWBIT_FAMILIES(LOWBIT_FILL_)                                                \
+        }},
+constexpr Entry kManifest[] = {
+#include "lowbit/isa_list.inc"
+};
+#undef LOWBIT_ISA
+#undef LOWBIT_FILL_
+static_assert(sizeof kManifest / sizeof kManifest[0] == kNumIsa, "one manifest entry an Isa");
+
+constexpr bool manifest_ok() {
+  for (int i = 0; i < kNumIsa; ++i) {
+    const Entry& e = kManifest[i];
+    const int p = static_cast<int>(e.parent);
+    if (i == 0 ? p != 0 : p >= i) return false;  // scalar is its own parent; parents first
+    if (e.emulated && !e.emulable) return false;  // CMake emulated a path not marked emulable
+    if (e.built && !kManifest[p].built) return false;
   }
+  return true;
+}
+static_assert(manifest_ok(), "lowbit/isa_list.inc: scalar first, parents before children, "
+                             "only emulable paths emulated, a built path's parent built");
+
+const Entry& entry(Isa isa) { return kManifest[static_cast<int>(isa)]; }
+
+// The CPU can run the path: its ancestors' checks and its own (an emulated path runs on its
+// host's instructions, so it skips its own).
+bool cpu_runs(Isa isa) {
+  const Entry& e = entry(isa);
+  const bool own = e.emulated || e.cpu(cpu_features());
+  return isa == e.parent ? own : own && cpu_runs(e.parent);
 }
 
-bool cpu_has(Isa isa) {
-  const CpuFeatures& f = cpu_features();
-  const bool avx2 = f.os_avx && f.avx2 && f.fma && f.f16c && f.bmi2;
-  const bool avx512 = avx2 && f.os_avx512 && f.avx512f && f.avx512bw && f.avx512dq && f.avx512vl;
-  switch (isa) {
-    case Isa::kScalar: return true;
-    case Isa::kAvx2: return avx2;
-    case Isa::kAvx512: return avx512;
-    case Isa::kAvx512Vnni: return avx512 && f.avx512vnni;
-    case Isa::kNeon: return f.neon;
-    default: return false;
-  }
-}
-
-// x86 paths form a chain (each includes the one below); NEON stands alone above scalar.
-bool at_least(Isa have, Isa want) {
-  if (want == Isa::kScalar) return true;
-  if (have == Isa::kNeon || want == Isa::kNeon) return have == want;
-  return static_cast<int>(have) >= static_cast<int>(want);
-}
-
-KernelTable build_table(Isa isa) {
-  KernelTable t{};
-  scalar::fill_quantize(t);  // every slot filled
-  scalar::fill_gemm(t);
-  scalar::fill_linear(t);
-#if LOWBIT_BUILT_AVX2
-  if (at_least(isa, Isa::kAvx2)) avx2::fill_quantize(t);
-  if (at_least(isa, Isa::kAvx2)) avx2::fill_gemm(t);
-  if (at_least(isa, Isa::kAvx2)) avx2::fill_linear(t);
-#endif
-#if LOWBIT_BUILT_AVX512
-  if (at_least(isa, Isa::kAvx512)) avx512::fill_quantize(t);
-#endif
-#if LOWBIT_BUILT_NEON
-  if (at_least(isa, Isa::kNeon)) neon::fill_quantize(t);
-#endif
-  (void)isa;
-  return t;
+// Slot bytes differ: the path put its own kernel (or value) there.
+template <class T>
+bool differs(const T& a, const T& b) {
+  return std::memcmp(&a, &b, sizeof(T)) != 0;
 }
 
 struct Tables {
   std::array<KernelTable, kNumIsa> table{};
+  std::array<std::vector<Isa>, kNumIsa> sources;
+  std::array<IsaInfo, kNumIsa> info{};
   std::vector<Isa> available;
-  Isa best = Isa::kScalar;
+  Isa best = Isa::scalar;
   Tables() {
     for (int i = 0; i < kNumIsa; ++i) {
       const Isa isa = static_cast<Isa>(i);
-      if (!built(isa) || !cpu_has(isa)) continue;
-      table[i] = build_table(isa);
+      const Entry& e = kManifest[i];
+      const int p = static_cast<int>(e.parent);
+      info[i] = {isa, e.parent, e.families, e.built, e.emulated, cpu_runs(isa)};
+      if (!e.built || !info[i].cpu) continue;
+      // Parents come first, so a runnable path's parent table is already built.
+      KernelTable t = i == p ? KernelTable{} : table[p];
+      e.fill(t);
+      std::vector<Isa> src;
+      size_t slot = 0;
+#define LOWBIT_KERNEL(name, type) \
+  src.push_back(i == p || differs(t.name, table[p].name) ? isa : sources[p][slot]), ++slot;
+#include "lowbit/kernel_list.inc"
+#undef LOWBIT_KERNEL
+      table[i] = t;
+      sources[i] = std::move(src);
       available.push_back(isa);
       best = isa;
     }
@@ -114,9 +129,18 @@ std::atomic<int> g_active_isa{-1};
 
 }  // namespace
 
+const char* isa_name(Isa isa) {
+  const int i = static_cast<int>(isa);
+  return i >= 0 && i < kNumIsa ? kManifest[i].name : "?";
+}
+
+const IsaInfo& isa_info(Isa isa) { return tables().info[static_cast<int>(isa)]; }
+
 std::vector<Isa> available_isas() { return tables().available; }
 
 const KernelTable& table_for(Isa isa) { return tables().table[static_cast<int>(isa)]; }
+
+std::vector<Isa> kernel_sources(Isa isa) { return tables().sources[static_cast<int>(isa)]; }
 
 void set_isa(const std::string& name) {
   const Tables& t = tables();
@@ -129,10 +153,9 @@ void set_isa(const std::string& name) {
       // A known path says why it is refused: not compiled into this build, or not on this CPU.
       std::string why = "unknown ISA '" + name + "'";
       for (int i = 0; i < kNumIsa; ++i) {
-        const Isa isa = static_cast<Isa>(i);
-        if (name != isa_name(isa)) continue;
+        if (name != kManifest[i].name) continue;
         why = "ISA '" + name + "' is " +
-              (!built(isa) ? "not compiled into this build" : "not supported by this CPU");
+              (!kManifest[i].built ? "not compiled into this build" : "not supported by this CPU");
       }
       std::string msg = why + "; choose one of: 'auto'";
       for (Isa isa : t.available) msg += std::string(", '") + isa_name(isa) + "'";

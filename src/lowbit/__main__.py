@@ -107,7 +107,8 @@ def main(argv=None) -> int:
     info = lb.cpu_info()
     print(f"lowbit {lb.__version__} on {info['brand'] or info['machine']} ({info['vendor']})")
     print(f"  CPU flags:      {' '.join(info['flags']) or '(none)'}")
-    print(f"  ISA paths:      {', '.join(info['available'])} (active: {info['isa']})")
+    paths = [f"{isa} (emulated)" if isa in info["emulated"] else isa for isa in info["available"]]
+    print(f"  ISA paths:      {', '.join(paths)} (active: {info['isa']})")
     print(f"  threads:        {info['threads']}")
     print("self-check against lowbit.reference:")
     ok = self_check()

@@ -54,7 +54,10 @@ def cpu_info() -> dict:
     dict
         ``isa`` (the active path), ``available`` (paths this CPU can run), ``threads``,
         ``flags`` (CPU features seen by CPUID/XGETBV), ``vendor``, ``brand``, ``machine``,
-        ``kernels`` (the dispatched kernel slots).
+        ``kernels`` (the dispatched kernel slots), ``emulated`` (available paths compiled
+        against SIMDe in a ``LOWBIT_EMULATE_AVX512`` test build: they run on this CPU's AVX2
+        instructions, bit for bit like the native path but slower), ``kernel_sources`` (for
+        each available path, slot -> the path whose kernel fills it).
 
     Examples
     --------
@@ -62,15 +65,19 @@ def cpu_info() -> dict:
     >>> sorted(lb.cpu_info())[:3]
     ['available', 'brand', 'flags']
     """
+    available = available_isas()
     return {
         "isa": _core.active_isa(),
-        "available": available_isas(),
+        "available": available,
         "threads": get_num_threads(),
         "flags": list(_core.cpu_flags()),
         "vendor": _core.cpu_vendor(),
         "brand": _core.cpu_brand(),
         "machine": platform.machine(),
         "kernels": list(_core.kernels()),
+        "emulated": [e["name"] for e in _core.isa_manifest()
+                     if e["emulated"] and e["name"] in available],
+        "kernel_sources": {isa: dict(_core.kernel_sources(isa)) for isa in available},
     }
 
 

@@ -1,7 +1,7 @@
 // The NEON path through the real runtime (CPU detection, dispatch tables, thread pool, segment
 // drivers of cpp/runtime/quantize_ops.cpp) against the scalar path, bit for bit, for arrays big
 // enough to be split over threads and for every granularity. Built for aarch64 with all of
-// cpp/runtime and cpp/kernels/{scalar,neon} and LOWBIT_BUILT_NEON=1, run under qemu-aarch64 by
+// cpp/runtime and cpp/kernels/{scalar,neon} (the neon path compiled in), run under qemu-aarch64 by
 // .ci/neon.
 #include <cmath>
 #include <cstdint>
@@ -48,7 +48,7 @@ void both(const std::string& what, F&& f) {
 
 int main() {
   bool has_neon = false;
-  for (lowbit::Isa isa : lowbit::available_isas()) has_neon |= isa == lowbit::Isa::kNeon;
+  for (lowbit::Isa isa : lowbit::available_isas()) has_neon |= isa == lowbit::Isa::neon;
   if (!has_neon) {
     std::printf("FAIL: 'neon' is not among the available paths\n");
     return 1;

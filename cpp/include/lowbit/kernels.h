@@ -172,18 +172,24 @@ struct KernelTable {
 #undef LOWBIT_KERNEL
 };
 
-// Each ISA overrides the slots it improves; scalar fills every slot.
-#define LOWBIT_DECLARE_ISA(isa)        \
-  namespace isa {                      \
-  void fill_quantize(KernelTable& t);  \
-  void fill_gemm(KernelTable& t);      \
-  void fill_linear(KernelTable& t);    \
+// The kernel families, in kernel_list.inc order (its LOWBIT_FAMILY markers name the same ones,
+// each followed by its slots); an ISA claims families as LOWBIT_FAM bits.
+#define LOWBIT_FAMILIES(X) X(quantize) X(gemm) X(linear)
+#define LOWBIT_ENUM_(name) name,
+enum class Family : unsigned { LOWBIT_FAMILIES(LOWBIT_ENUM_) count };
+#undef LOWBIT_ENUM_
+#define LOWBIT_FAM(name) (1u << static_cast<unsigned>(::lowbit::Family::name))
+
+// Every ISA of the manifest declares one fill_<family>() per family; a path defines those of
+// the families it claims (lowbit/isa_list.inc), and nothing references the others. Scalar fills
+// every slot; each other path starts from its parent's table and overrides its families' slots.
+#define LOWBIT_DECLARE_FILL_(family) void fill_##family(KernelTable& t);
+#define LOWBIT_ISA(isa, parent, families, cpu, emulable) \
+  namespace isa {                                         \
+  LOWBIT_FAMILIES(LOWBIT_DECLARE_FILL_)                   \
   }
-LOWBIT_DECLARE_ISA(scalar)
-LOWBIT_DECLARE_ISA(avx2)
-LOWBIT_DECLARE_ISA(avx512)
-LOWBIT_DECLARE_ISA(avx512_vnni)
-LOWBIT_DECLARE_ISA(neon)
-#undef LOWBIT_DECLARE_ISA
+#include "lowbit/isa_list.inc"
+#undef LOWBIT_ISA
+#undef LOWBIT_DECLARE_FILL_
 
 }  // namespace lowbit

@@ -9,10 +9,26 @@
 
 namespace lowbit {
 
-// ISA vocabulary, lowest first. The same names are used for folders, namespaces, CMake targets,
-// lb.available_isas() and LOWBIT_ISA.
-enum class Isa : int { kScalar = 0, kAvx2, kAvx512, kAvx512Vnni, kNeon, kCount };
+// ISA vocabulary, in manifest order (lowbit/isa_list.inc): parents before children. The same
+// names are used for folders, namespaces, CMake targets, lb.available_isas() and LOWBIT_ISA.
+enum class Isa : int {
+#define LOWBIT_ISA(isa, parent, families, cpu, emulable) isa,
+#include "lowbit/isa_list.inc"
+#undef LOWBIT_ISA
+  count
+};
+constexpr int kNumIsa = static_cast<int>(Isa::count);
 const char* isa_name(Isa isa);
+
+// What the manifest and this build say about one path.
+struct IsaInfo {
+  Isa isa, parent;
+  unsigned families;  // LOWBIT_FAM bits it overrides
+  bool built;         // compiled into this build
+  bool emulated;      // compiled against SIMDe (LOWBIT_EMULATE_AVX512): runs on its host's CPU
+  bool cpu;           // this CPU (and OS) can run it, emulation taken into account
+};
+const IsaInfo& isa_info(Isa isa);
 
 struct CpuFeatures {
   bool avx2 = false, fma = false, f16c = false, bmi2 = false;
@@ -32,6 +48,9 @@ Isa active_isa();
 // One atomic load; a kernel call uses one table from start to end, never mixing ISAs.
 const KernelTable& active_table();
 const KernelTable& table_for(Isa isa);
+// For an available path, the ISA that implements each slot of its table, in kernel_list.inc
+// order (a slot the path does not override names the ancestor it comes from).
+std::vector<Isa> kernel_sources(Isa isa);
 
 // Thread pool of the package's own. parallel_for runs fn(i) for i in [0, n) on up to
 // get_num_threads() threads, the caller included; it returns when all are done. Work is split

@@ -10,7 +10,7 @@ import threading
 
 import numpy as np
 import pytest
-from conftest import assert_same, num_threads, sentinel
+from conftest import assert_same, forced_isa, num_threads, sentinel
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -314,7 +314,7 @@ def test_tile_epilogue_hook(isa, rng, m, k, n):
                        (lb.pack_matrix(bp, dtype="int4", k=k), want4, np.array([3]))]:
         with num_threads(2):
             out = sentinel((m, n), np.int32)
-            _core.gemm_s32(a, False, pm._data, pm._colsum, k, n, pm.bits, True,
+            _core.gemm_s32(a, False, pm._data, pm._colsum, k, n, pm.bits, True, pm.layout,
                            za.astype(np.int32), zbv.astype(np.int32), out, tiles=True)
         assert_same(out, w)
     assert _gemm.PackedMatrix is lb.PackedMatrix
@@ -435,3 +435,69 @@ def test_errors(impl, call, exc, match):
 def test_pack_matrix_errors(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
+
+
+# ----------------------------------------------------------------------------------------------
+# Geometry: owned by each path's kernels, recorded by what is packed for them
+
+
+def test_geometry_of_every_path(rng):
+    """Each path states its tile and layout; what is packed under it records that layout and
+    decodes back to the values (the decoding is C++, from the layout's geometry)."""
+    b = rng.integers(-128, 128, (37, 45)).astype(np.int8)
+    b4 = rng.integers(0, 16, (37, 45)).astype(np.uint8)
+    for isa in lb.available_isas():
+        with forced_isa(isa):
+            g = lb._core.gemm_geometry()
+            assert g["mr"] >= 1 and g["nr"] >= 2 and g["nr"] % 2 == 0 and g["kb"] == 2, g
+            assert g["layout"] == lb._core.gemm_layout()
+            pm = lb.pack_matrix(b)
+            pm4 = lb.pack_matrix(lb.pack_int4(b4, axis=0), dtype="uint4", k=37)
+            assert pm.layout == pm4.layout == g["layout"]
+            panels = -(-45 // g["nr"])
+            assert pm._colsum.size == panels * g["nr"]
+            assert_same(pm.to_array(), b)
+            assert_same(pm4.to_array(), b4)
+
+
+def _relabelled(pm, layout):
+    return lb.PackedMatrix(pm._data.copy(), pm._colsum.copy(), pm.shape, pm.dtype, layout)
+
+
+@pytest.mark.parametrize("dtype", ["int8", "int4"])
+def test_packed_layout_mismatch_is_refused(rng, dtype):
+    """A PackedMatrix used under a path with another layout raises ValueError, never computes."""
+    a = rng.integers(-128, 128, (9, 20)).astype(np.int8)
+    if dtype == "int8":
+        pm = lb.pack_matrix(rng.integers(-128, 128, (20, 7)).astype(np.int8))
+    else:
+        pm = lb.pack_matrix(lb.pack_int4(rng.integers(-8, 8, (20, 7)).astype(np.int8), axis=0),
+                            dtype="int4", k=20)
+    bad = _relabelled(pm, "k4n32")
+    with pytest.raises(ValueError, match="layout 'k4n32'.*pack it again"):
+        lb.matmul_int(a, bad) if dtype == "int8" else lb.matmul_int4(a, bad)
+    with pytest.raises(ValueError, match="k4n32"):
+        bad.to_array()
+    # The C++ driver checks too (a set_isa between the Python check and the call): out untouched.
+    out = sentinel((9, 7), np.int32)
+    before = out.copy()
+    with pytest.raises(ValueError, match="k4n32"):
+        lb._core.gemm_s32(a.view(np.uint8), True, pm._data, pm._colsum, 20, 7, pm.bits, True,
+                          "k4n32", np.zeros(1, np.int32), np.zeros(1, np.int32), out)
+    assert_same(out, before)
+
+
+def test_linear_weights_record_their_layout(rng):
+    w_q = lb.QTensor.quantize(rng.standard_normal((24, 40)).astype(np.float32), "int4", axis=1,
+                              group_size=8)
+    x = rng.standard_normal((3, 40)).astype(np.float32)
+    want = lb.linear(x, w_q)
+    lw = w_q._cached(("linear", lb._core.gemm_layout()), lambda: None)
+    assert lw.layout == lb._core.gemm_layout()
+    nr = lb._core.gemm_geometry()["nr"]
+    assert lw.ws.shape == (-(-24 // nr), 5, nr)
+    out = np.empty((3, 24), np.float32)
+    with pytest.raises(ValueError, match="k4n32"):
+        lb._core.linear_f32(x, lw.data, "k4n32", lw.geometry, lw.ws, lw.zb, lw.cs, False,
+                            np.zeros(0, np.float32), 1, False, 1.0, 0, out)
+    assert_same(lb.linear(x, w_q), want)

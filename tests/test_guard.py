@@ -325,7 +325,7 @@ def _gemm_case(g, rng, m, k, n, a_dtype, bits, signed_b, what):
     # And a guarded output (the public functions allocate theirs).
     out = g[6].blank((m, n), np.int32)
     _core.gemm_s32(ga.view(np.uint8), a_dtype == np.int8, data, colsum, k, n, bits, signed_b,
-                   gza, gzb, out)
+                   pm.layout, gza, gzb, out)
     assert_same(out, want, f"{what} _core out")
 
 

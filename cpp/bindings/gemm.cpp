@@ -14,25 +14,41 @@ void require(bool ok, const char* what) {
   if (!ok) throw std::invalid_argument(std::string("lowbit._core gemm: ") + what);
 }
 
+// The packed B of a PackedMatrix; its sizes are checked against the geometry of its layout.
 lowbit::PackedB packed_b(const CArr<uint8_t>& data, const CArr<int32_t>& colsum, int64_t k,
-                         int64_t n, int bits, bool is_signed) {
+                         int64_t n, int bits, bool is_signed, const std::string& layout) {
   require(bits == 8 || bits == 4, "bits must be 8 or 4");
   require(k >= 0 && n >= 0, "negative shape");
-  require(data.size() == lowbit::gemm_packed_bytes(k, n, bits), "packed data size");
-  require(colsum.size() == lowbit::gemm_colsum_len(n), "column sums size");
+  const lowbit::GemmGeometry* g = lowbit::gemm_geometry_for(layout);
+  if (!g)
+    throw std::invalid_argument("this PackedMatrix was packed in layout '" + layout +
+                                "', which no ISA path of this build uses; pack it again with "
+                                "lb.pack_matrix");
+  require(data.size() == lowbit::gemm_packed_bytes(*g, k, n, bits), "packed data size");
+  require(colsum.size() == lowbit::gemm_colsum_len(*g, n), "column sums size");
   lowbit::PackedB b;
   b.k = k, b.n = n, b.bits = bits;
   b.bias = is_signed ? (bits == 8 ? 128 : 8) : 0;
   b.data = data.data();
   b.colsum = colsum.data();
+  b.layout = g->layout;
   return b;
+}
+
+py::tuple packed_tuple(lowbit::PackedBData&& p) {
+  const auto nd = static_cast<py::ssize_t>(p.data.size()), nc = static_cast<py::ssize_t>(p.colsum.size());
+  return py::make_tuple(adopt(std::move(p.data), {nd}), adopt(std::move(p.colsum), {nc}), p.layout);
 }
 }  // namespace
 
 void register_gemm(py::module_& m) {
-  m.def("gemm_layout", [] { return std::string(lowbit::kGemmLayout); });
-  m.def("gemm_packed_bytes", &lowbit::gemm_packed_bytes, "k"_a, "n"_a, "bits"_a);
-  m.def("gemm_colsum_len", &lowbit::gemm_colsum_len, "n"_a);
+  // The active path's GEMM geometry (lowbit/kernels.h, GemmGeometry).
+  m.def("gemm_layout", [] { return std::string(lowbit::gemm_geometry().layout); });
+  m.def("gemm_geometry", [] {
+    const lowbit::GemmGeometry& g = lowbit::gemm_geometry();
+    return py::dict("mr"_a = g.mr, "nr"_a = g.nr, "kb"_a = g.kb, "kc"_a = g.kc,
+                    "layout"_a = std::string(g.layout));
+  });
 
   // The active ISA's multiply-add throughput loop: iters rounds of 384 integer ops.
   m.def("gemm_peak", [](int64_t iters) {
@@ -40,46 +56,60 @@ void register_gemm(py::module_& m) {
     return lowbit::gemm_peak(iters);
   }, "iters"_a);
 
-  // b: (k, n) int8/uint8 viewed as uint8.
-  m.def("gemm_pack_b8", [](CArr<uint8_t> b, bool is_signed, CArr<uint8_t> data,
-                           CArr<int32_t> colsum) {
+  // b: (k, n) int8/uint8 viewed as uint8. Returns (data, colsum, layout), packed for the active
+  // path.
+  m.def("gemm_pack_b8", [](CArr<uint8_t> b, bool is_signed) {
     require(b.ndim() == 2, "b must be 2-D");
     const int64_t k = b.shape(0), n = b.shape(1);
-    require(data.size() == lowbit::gemm_packed_bytes(k, n, 8), "packed data size");
-    require(colsum.size() == lowbit::gemm_colsum_len(n), "column sums size");
     const uint8_t* bp = b.data();
-    uint8_t* dp = data.mutable_data();
-    int32_t* cp = colsum.mutable_data();
-    py::gil_scoped_release nogil;
-    lowbit::gemm_pack_b8(bp, k, n, n, is_signed, dp, cp);
-  }, "b"_a.noconvert(), "is_signed"_a, "data"_a.noconvert(), "colsum"_a.noconvert());
+    lowbit::PackedBData p;
+    {
+      py::gil_scoped_release nogil;
+      p = lowbit::gemm_pack_b8(bp, k, n, n, is_signed);
+    }
+    return packed_tuple(std::move(p));
+  }, "b"_a.noconvert(), "is_signed"_a);
 
-  // bp: (ceil(k/2), n) nibbles packed along k.
-  m.def("gemm_pack_b4", [](CArr<uint8_t> bp, int64_t k, bool is_signed, CArr<uint8_t> data,
-                           CArr<int32_t> colsum) {
+  // bp: (ceil(k/2), n) nibbles packed along k. Returns (data, colsum, layout).
+  m.def("gemm_pack_b4", [](CArr<uint8_t> bp, int64_t k, bool is_signed) {
     require(bp.ndim() == 2 && bp.shape(0) == (k + 1) / 2, "b_packed must be (ceil(k/2), n)");
     const int64_t n = bp.shape(1);
-    require(data.size() == lowbit::gemm_packed_bytes(k, n, 4), "packed data size");
-    require(colsum.size() == lowbit::gemm_colsum_len(n), "column sums size");
     const uint8_t* src = bp.data();
-    uint8_t* dp = data.mutable_data();
-    int32_t* cp = colsum.mutable_data();
-    py::gil_scoped_release nogil;
-    lowbit::gemm_pack_b4(src, k, n, n, is_signed, dp, cp);
-  }, "bp"_a.noconvert(), "k"_a, "is_signed"_a, "data"_a.noconvert(), "colsum"_a.noconvert());
+    lowbit::PackedBData p;
+    {
+      py::gil_scoped_release nogil;
+      p = lowbit::gemm_pack_b4(src, k, n, n, is_signed);
+    }
+    return packed_tuple(std::move(p));
+  }, "bp"_a.noconvert(), "k"_a, "is_signed"_a);
+
+  // The (k, n) values of a packed B (int8 values as uint8 bytes), decoded from its layout.
+  m.def("gemm_unpack_b", [](CArr<uint8_t> data, CArr<int32_t> colsum, int64_t k, int64_t n,
+                            int bits, bool is_signed, const std::string& layout) {
+    const lowbit::PackedB b = packed_b(data, colsum, k, n, bits, is_signed, layout);
+    py::array_t<uint8_t> out({static_cast<py::ssize_t>(k), static_cast<py::ssize_t>(n)});
+    uint8_t* op = out.mutable_data();
+    {
+      py::gil_scoped_release nogil;
+      lowbit::gemm_unpack_b(b, op);
+    }
+    return out;
+  }, "data"_a.noconvert(), "colsum"_a.noconvert(), "k"_a, "n"_a, "bits"_a, "is_signed"_a,
+     "layout"_a);
 
   // a: (m, k) int8/uint8 viewed as uint8; za: (1,) or (m,); zb: (1,) or (n,); out: (m, n).
+  // layout: the PackedMatrix's (a ValueError, out untouched, unless the active path uses it).
   // tiles=True runs the fused-epilogue driver (gemm_s32_tiles) with an epilogue that copies
   // each tile into out: the tests check that hook against the direct path.
   m.def("gemm_s32", [](CArr<uint8_t> a, bool a_signed, CArr<uint8_t> data, CArr<int32_t> colsum,
-                       int64_t k, int64_t n, int bits, bool b_signed, CArr<int32_t> za,
-                       CArr<int32_t> zb, CArr<int32_t> out, bool tiles) {
+                       int64_t k, int64_t n, int bits, bool b_signed, const std::string& layout,
+                       CArr<int32_t> za, CArr<int32_t> zb, CArr<int32_t> out, bool tiles) {
     require(a.ndim() == 2 && a.shape(1) == k, "a must be (m, k)");
     const int64_t mm = a.shape(0);
     require(out.ndim() == 2 && out.shape(0) == mm && out.shape(1) == n, "out must be (m, n)");
     require(za.size() == 1 || za.size() == mm, "a_zero_point size");
     require(zb.size() == 1 || zb.size() == n, "b_zero_point size");
-    const lowbit::PackedB b = packed_b(data, colsum, k, n, bits, b_signed);
+    const lowbit::PackedB b = packed_b(data, colsum, k, n, bits, b_signed, layout);
     lowbit::GemmA ga;
     ga.data = a.data(), ga.m = mm, ga.k = k, ga.lda = k, ga.is_signed = a_signed;
     lowbit::GemmZeroPoints zp;
@@ -97,7 +127,7 @@ void register_gemm(py::module_& m) {
         for (int64_t j = j0; j < j1; ++j) op[i * n + j] = t[(i - i0) * ld + (j - j0)];
     });
   }, "a"_a.noconvert(), "a_signed"_a, "data"_a.noconvert(), "colsum"_a.noconvert(), "k"_a,
-     "n"_a, "bits"_a, "b_signed"_a, "za"_a.noconvert(), "zb"_a.noconvert(),
+     "n"_a, "bits"_a, "b_signed"_a, "layout"_a, "za"_a.noconvert(), "zb"_a.noconvert(),
      "out"_a.noconvert(), "tiles"_a = false);
 }
 

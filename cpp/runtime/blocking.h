@@ -1,41 +1,67 @@
-// Shared by the GEMM driver (gemm.cpp) and the linear driver (linear.cpp): register-tile and
-// cache-block sizes, the small helpers both use, and the writers of A panel words (the layouts
-// of lowbit/kernels.h). Internal to cpp/runtime.
+// Shared by the GEMM driver (gemm.cpp) and the linear driver (linear.cpp): cache-block sizes in
+// units of the active path's tile (its GemmGeometry, from the call's table snapshot), the output
+// tiling, the thread split of the small-M paths, the writers of A panel words (the layouts of
+// lowbit/kernels.h) and the one tile driver of the tiled integer paths. Internal to cpp/runtime.
 #ifndef LOWBIT_RUNTIME_BLOCKING_H_
 #define LOWBIT_RUNTIME_BLOCKING_H_
 
 #include <algorithm>
 #include <cstdint>
+#include <vector>
 
 #include "lowbit/kernels.h"
+#include "lowbit/runtime.h"
 
 namespace lowbit {
 namespace blocking {
 
-constexpr int64_t kMR = gemm_layout::kMR;  // rows of an A panel / of the register tile
-constexpr int64_t kNR = gemm_layout::kNR;  // columns of a B panel
-
-// Large M, in k-pairs / rows / columns. A B micro-panel of kKC k-pairs (8 KiB of 8-bit B, or of
-// 4-bit B decoded to quads) stays in L1 while it meets every A panel of the tile; the tile's A
-// block (up to kMC rows x kKC pairs x 4 bytes, 192 KiB) stays in L2 while it meets every B
-// panel. kMC = 192 rows makes a batch of 128 one row of tiles, so each B micro-panel is read
-// from memory once (measured +6% at 128 x 4096 x 4096 against 96-row tiles).
-constexpr int64_t kKC = 256;
-constexpr int64_t kMC = 32 * kMR;  // 192 rows
-constexpr int64_t kNC = 16 * kNR;  // 256 columns
+// Large M: output tiles of up to kTileRows register tiles of rows x kTilePanels B panels. The
+// tile's A block (up to 32 MR rows x kc pairs x 4 bytes, 192 KiB at MR = 6) stays in L2 while it
+// meets every B panel; 192 rows make a batch of 128 one row of tiles, so each B micro-panel is
+// read from memory once (measured +6% at 128 x 4096 x 4096 against 96-row tiles).
+constexpr int64_t kTileRows = 32;
+constexpr int64_t kTilePanels = 16;
 // M up to this many rows takes the small-M paths (B streamed once, N split over threads).
 constexpr int64_t kSmallM = 8;
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // Bytes of one packed B panel of k rows (lowbit/kernels.h layouts).
-inline int64_t panel_bytes(int64_t k, int bits) {
-  return ceil_div(k, 2) * (bits == 8 ? 2 : 1) * kNR;
+inline int64_t panel_bytes(const GemmGeometry& g, int64_t k, int bits) {
+  return ceil_div(k, g.kb) * g.kb * g.nr * bits / 8;
 }
 
 // Splits [0, n) into about `parts` chunks of at least `min_chunk`; returns the chunk length.
 inline int64_t chunk_len(int64_t n, int64_t parts, int64_t min_chunk) {
   return std::max(min_chunk, ceil_div(n, std::max<int64_t>(parts, 1)));
+}
+
+// fn(p) for every B panel p < npanels (the small-M paths): threads take chunks of panels.
+template <class Fn>
+void each_panel_chunk(int64_t npanels, const Fn& fn) {
+  const int64_t chunk = chunk_len(npanels, 8 * int64_t(parallel_threads()), 1);
+  parallel_for(ceil_div(npanels, chunk), [&](int64_t c) {
+    fn(c * chunk, std::min(npanels, c * chunk + chunk));
+  });
+}
+
+// The output tiles of the tiled paths: mc x nc, shrunk when there are fewer than three per
+// thread (any split gives the same bits). Tile q covers rows from (q / tn) mc, columns from
+// (q % tn) nc.
+struct Tiling {
+  int64_t mc = 0, nc = 0, tn = 1, count = 1;
+};
+
+inline Tiling tiling(const GemmGeometry& g, int64_t m, int64_t n) {
+  Tiling t;
+  t.mc = kTileRows * g.mr, t.nc = kTilePanels * g.nr;
+  const int64_t want = 3 * int64_t(parallel_threads());
+  auto count = [&] { return ceil_div(m, t.mc) * ceil_div(n, t.nc); };
+  while (count() < want && t.nc > 4 * g.nr) t.nc /= 2;
+  while (count() < want && t.mc > 2 * g.mr) t.mc = ceil_div(t.mc / 2, g.mr) * g.mr;
+  t.tn = ceil_div(n, t.nc);
+  t.count = count();
+  return t;
 }
 
 // Prefetches part `part` of `parts` of the cache lines of [p, p + len). The tiled paths fetch
@@ -47,28 +73,35 @@ inline void prefetch_part(const uint8_t* p, int64_t len, int64_t part, int64_t p
   for (int64_t l = part * per; l < end; ++l) __builtin_prefetch(p + l * 64);
 }
 
-// A row of n 8-bit values (int8 if Signed, else uint8) as int16 k-pair words, one every kMR
-// words of o (an odd n leaves 0 in the last high half). Returns the sum of the values, wrapping.
+// A row of n 8-bit values (int8 if Signed, else uint8) as int16 k-pair words, one every `stride`
+// (MR) words of o (an odd n leaves 0 in the last high half). Returns the sum of the values,
+// wrapping.
 template <bool Signed>
-inline uint32_t put_pairs(const uint8_t* g, int64_t n, int32_t* o) {
+inline uint32_t put_pairs(const uint8_t* g, int64_t n, int32_t* o, int64_t stride) {
   auto v = [g](int64_t i) { return Signed ? int32_t(int8_t(g[i])) : int32_t(g[i]); };
   uint32_t sum = 0;
   int64_t u = 0;
   for (; 2 * u + 1 < n; ++u) {
     const int32_t v0 = v(2 * u), v1 = v(2 * u + 1);
     sum += static_cast<uint32_t>(v0 + v1);
-    o[u * kMR] = static_cast<int32_t>((uint32_t(v0) & 0xFFFFu) | uint32_t(v1) << 16);
+    o[u * stride] = static_cast<int32_t>((uint32_t(v0) & 0xFFFFu) | uint32_t(v1) << 16);
   }
   if (n % 2) {
     sum += static_cast<uint32_t>(v(n - 1));
-    o[u * kMR] = static_cast<int32_t>(uint32_t(v(n - 1)) & 0xFFFFu);
+    o[u * stride] = static_cast<int32_t>(uint32_t(v(n - 1)) & 0xFFFFu);
   }
   return sum;
 }
 
+inline uint32_t put_pairs(const uint8_t* g, int64_t n, bool is_signed, int32_t* o,
+                          int64_t stride) {
+  return is_signed ? put_pairs<true>(g, n, o, stride) : put_pairs<false>(g, n, o, stride);
+}
+
 // The same row as byte k-quad words of int8 a' (a' = value, or value - 128 = byte ^ 0x80 for
 // uint8 values), zero past n. Returns the sum of a', wrapping.
-inline uint32_t put_quads(const uint8_t* g, int64_t n, bool is_signed, int32_t* o) {
+inline uint32_t put_quads(const uint8_t* g, int64_t n, bool is_signed, int32_t* o,
+                          int64_t stride) {
   const uint8_t flip = is_signed ? 0 : 0x80;
   uint32_t sum = 0;
   for (int64_t q = 0; 4 * q < n; ++q) {
@@ -78,9 +111,54 @@ inline uint32_t put_quads(const uint8_t* g, int64_t n, bool is_signed, int32_t* 
       sum += static_cast<uint32_t>(int32_t(int8_t(x)));
       w |= uint32_t(x) << (8 * b);
     }
-    o[q * kMR] = static_cast<int32_t>(w);
+    o[q * stride] = static_cast<int32_t>(w);
   }
   return sum;
+}
+
+// The tile driver of the tiled integer paths (the GEMM's large M, linear's per-channel large M):
+// the raw int32 sums of output rows [i0, i1) x columns [j0, j1) over all of K into d (row
+// stride ld). a: A panels (MR rows, kw words a row: int16 k-pairs against 8-bit B, int8 k-quads
+// against 4-bit B); b: the packed B (kpairs k-pairs a panel, panel_bytes apart). K runs in
+// blocks of kwb words; inside a block, B micro-panels (4-bit: decoded to quads first), then A
+// panels, the next micro-panel prefetched a slice per A panel.
+struct TileOperands {
+  const int32_t* a = nullptr;
+  int64_t kw = 0;
+  const uint8_t* b = nullptr;
+  int bits = 8;
+  int64_t kpairs = 0, pbytes = 0;
+};
+
+inline void tile_sums(const KernelTable& t, const TileOperands& op, int64_t kwb, int64_t i0,
+                      int64_t i1, int64_t j0, int64_t j1, int32_t* d, int64_t ld,
+                      std::vector<uint8_t>& decoded) {
+  const GemmGeometry& g = t.gemm_geometry;
+  const int64_t mr = g.mr, nr = g.nr;
+  const bool four = op.bits == 4;
+  const GemmTileFn kernel = four ? t.gemm_s8u4_s32 : t.gemm_u8_s32;
+  const int64_t bstep = four ? nr : 2 * nr;  // bytes a k-pair of a B panel
+  if (four) decoded.resize(static_cast<size_t>(std::max<int64_t>(1, std::min(kwb, op.kw)) * 4 * nr));
+  for (int64_t k0 = 0; k0 < std::max<int64_t>(op.kw, 1); k0 += kwb) {
+    const int64_t kc = std::min(kwb, op.kw - k0);
+    const int64_t p0 = four ? 2 * k0 : k0;  // first k-pair of the block
+    const int64_t pn = std::min(four ? 2 * kc : kc, op.kpairs - p0);
+    for (int64_t j = j0; j < j1; j += nr) {
+      const uint8_t* bp = op.b + (j / nr) * op.pbytes + p0 * bstep;
+      const uint8_t* next = j + nr < j1 ? bp + op.pbytes : nullptr;
+      if (four) {
+        t.gemm_decode_q4(bp, pn, decoded.data());
+        bp = decoded.data();
+      }
+      const int n = static_cast<int>(std::min(nr, j1 - j));
+      for (int64_t i = i0; i < i1; i += mr) {
+        const int m = static_cast<int>(std::min(mr, i1 - i));
+        if (next) prefetch_part(next, pn * bstep, (i - i0) / mr, ceil_div(i1 - i0, mr));
+        kernel(kc, op.a + (i / mr) * op.kw * mr + k0 * mr, bp, d + (i - i0) * ld + (j - j0), ld,
+               m, n, k0 > 0);
+      }
+    }
+  }
 }
 
 }  // namespace blocking

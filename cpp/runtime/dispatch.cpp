@@ -67,11 +67,14 @@ constexpr bool manifest_ok() {
     if (i == 0 ? p != 0 : p >= i) return false;  // scalar is its own parent; parents first
     if (e.emulated && !e.emulable) return false;  // CMake emulated a path not marked emulable
     if (e.built && !kManifest[p].built) return false;
+    // The linear kernels use the GEMM kernels' geometry (KernelTable::gemm_geometry).
+    if (!(e.families & LOWBIT_FAM(gemm)) != !(e.families & LOWBIT_FAM(linear))) return false;
   }
   return true;
 }
 static_assert(manifest_ok(), "lowbit/isa_list.inc: scalar first, parents before children, "
-                             "only emulable paths emulated, a built path's parent built");
+                             "only emulable paths emulated, a built path's parent built, "
+                             "gemm and linear claimed together");
 
 const Entry& entry(Isa isa) { return kManifest[static_cast<int>(isa)]; }
 
@@ -104,7 +107,12 @@ struct Tables {
       if (!e.built || !info[i].cpu) continue;
       // Parents come first, so a runnable path's parent table is already built.
       KernelTable t = i == p ? KernelTable{} : table[p];
+      if (e.families & LOWBIT_FAM(gemm)) t.gemm_geometry = GemmGeometry{};
       e.fill(t);
+      // A path that fills the GEMM family states its geometry with it.
+      const GemmGeometry& g = t.gemm_geometry;
+      if (g.mr <= 0 || g.nr <= 0 || g.nr % 2 || g.kb != 2 || g.kc <= 0 || !g.layout[0])
+        throw std::logic_error(std::string("lowbit: bad GEMM geometry for ISA ") + e.name);
       std::vector<Isa> src;
       size_t slot = 0;
 #define LOWBIT_KERNEL(name, type) \

@@ -19,8 +19,8 @@ namespace {
 
 using namespace blocking;  // NOLINT: the shared tile and block sizes, ceil_div, ...
 
-// The float path's K block is kKCF k-pairs: its B micro-panel, 2 kKCF rows of 16 floats
-// (16 KiB), stays in L1 while every A panel of the tile meets it.
+// The float path's K block is kKCF k-pairs: its B micro-panel, 2 kKCF rows of NR floats
+// (16 KiB at NR = 16), stays in L1 while every A panel of the tile meets it.
 constexpr int64_t kKCF = 128;
 // A tile's packed A up to this size is kept whole in L2 (no K blocking).
 constexpr int64_t kFullKBytes = 192 * 1024;
@@ -29,37 +29,19 @@ constexpr int64_t kFullKBytes = 192 * 1024;
 constexpr int64_t kSmallWeightOnly = 2;
 
 // Where the K groups lie in the packed K (lowbit/linear.h, "Groups").
-struct Geometry {
+struct Groups {
   int64_t k = 0, g = 0, gpad = 0, ngroups = 1, kpad = 0;
   int64_t kp = 0;  // k-pairs of the packed K
   int64_t gp = 0;  // k-pairs a group (the last may have fewer)
   int64_t len(int64_t j) const { return std::min(g, k - j * g); }  // true elements of group j
 };
 
-Geometry geometry(const LinearWeights& w) {
-  Geometry q;
+Groups groups(const LinearWeights& w) {
+  Groups q;
   q.k = w.k, q.g = w.g, q.gpad = w.gpad, q.ngroups = w.ngroups, q.kpad = w.b.k;
   q.kp = ceil_div(q.kpad, 2);
   q.gp = q.ngroups == 1 ? q.kp : q.gpad / 2;
   return q;
-}
-
-// The output tiles of the large-M paths: mc x nc, shrunk when there are fewer than three per
-// thread (any split gives the same bits).
-struct Tiling {
-  int64_t mc = kMC, nc = kNC, tn = 1, count = 1;
-};
-
-Tiling tiling(int64_t m, int64_t n, int64_t mc) {
-  Tiling t;
-  t.mc = mc;
-  const int64_t want = 3 * int64_t(parallel_threads());
-  auto count = [&] { return ceil_div(m, t.mc) * ceil_div(n, t.nc); };
-  while (count() < want && t.nc > 4 * kNR) t.nc /= 2;
-  while (count() < want && t.mc > 2 * kMR) t.mc = ceil_div(t.mc / 2, kMR) * kMR;
-  t.tn = ceil_div(n, t.nc);
-  t.count = count();
-  return t;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -102,25 +84,27 @@ int row_qparams(const KernelTable& t, const float* x, int64_t k, LinearAct act, 
 // k-quads of a' = a - off (off = 128 for uint8 activations, so they fit int8). Positions that
 // are not real k (group gaps, the tail) hold 0: they meet u = 0 in the packed B.
 struct ActPanels {
-  std::unique_ptr<int32_t[]> data;  // panels x kw x 6 words
+  std::unique_ptr<int32_t[]> data;  // panels x kw x MR words
   std::vector<uint32_t> rterm;      // [group][row]: g_j * za' - sum over group j of a'
   std::vector<int32_t> za;          // [row]: za' = zero point - off
   std::vector<float> as;            // [row]: scale
-  int64_t panels = 0, kw = 0, mpad = 0;
+  int64_t panels = 0, kw = 0, mpad = 0, mr = 0;
   bool any_za = false;
-  const int32_t* panel(int64_t p) const { return data.get() + p * kw * kMR; }
+  const int32_t* panel(int64_t p) const { return data.get() + p * kw * mr; }
 };
 
-int pack_act(const KernelTable& t, const LinearInput& in, const Geometry& q, bool quads,
+int pack_act(const KernelTable& t, const LinearInput& in, const Groups& q, bool quads,
              bool parallel, ActPanels& pa) {
   const bool sgn = in.act == LinearAct::kInt8;
   const int32_t qmin = sgn ? -128 : 0, qmax = sgn ? 127 : 255;
   const int32_t off = quads && !sgn ? 128 : 0;
   const int64_t step = quads ? 4 : 2;
-  pa.panels = ceil_div(in.m, kMR);
-  pa.mpad = pa.panels * kMR;
+  const int64_t mr = t.gemm_geometry.mr;
+  pa.mr = mr;
+  pa.panels = ceil_div(in.m, mr);
+  pa.mpad = pa.panels * mr;
   pa.kw = ceil_div(q.kpad, step);
-  pa.data.reset(new int32_t[std::max<int64_t>(1, pa.panels * pa.kw * kMR)]);
+  pa.data.reset(new int32_t[std::max<int64_t>(1, pa.panels * pa.kw * mr)]);
   pa.rterm.assign(static_cast<size_t>(q.ngroups * pa.mpad), 0u);
   pa.za.assign(static_cast<size_t>(pa.mpad), 0);
   pa.as.assign(static_cast<size_t>(pa.mpad), 1.0f);
@@ -129,10 +113,10 @@ int pack_act(const KernelTable& t, const LinearInput& in, const Geometry& q, boo
   auto one = [&](int64_t p) {
     std::unique_ptr<uint8_t[]> qbuf(new uint8_t[std::max<int64_t>(q.k, 1)]);
     uint8_t* qrow = qbuf.get();
-    int32_t* out = pa.data.get() + p * pa.kw * kMR;
-    for (int64_t r = 0; r < kMR; ++r) {
-      const int64_t i = p * kMR + r;
-      int32_t* o = out + r;  // word w of this row at o[w * kMR]
+    int32_t* out = pa.data.get() + p * pa.kw * mr;
+    for (int64_t r = 0; r < mr; ++r) {
+      const int64_t i = p * mr + r;
+      int32_t* o = out + r;  // word w of this row at o[w * mr]
       int st = 0;
       float scale = in.scale;
       int32_t zp = in.zero_point;
@@ -143,7 +127,7 @@ int pack_act(const KernelTable& t, const LinearInput& in, const Geometry& q, boo
       }
       if (i >= in.m || st) {  // padding row (or a failed one: the call reports it)
         status.fetch_or(st);
-        for (int64_t w = 0; w < pa.kw; ++w) o[w * kMR] = 0;
+        for (int64_t w = 0; w < pa.kw; ++w) o[w * mr] = 0;
         continue;
       }
       const int32_t za = zp - off;
@@ -156,14 +140,14 @@ int pack_act(const KernelTable& t, const LinearInput& in, const Geometry& q, boo
       for (int64_t j = 0; j < q.ngroups; ++j) {
         const uint8_t* g = qrow + j * q.g;
         const int64_t len = q.len(j), w0 = j * q.gpad / step;
-        for (; w < w0; ++w) o[w * kMR] = 0;
-        int32_t* ow = o + w0 * kMR;
-        const uint32_t sum = quads ? put_quads(g, len, sgn, ow)  // sum of a' over the group
-                                   : sgn ? put_pairs<true>(g, len, ow) : put_pairs<false>(g, len, ow);
+        for (; w < w0; ++w) o[w * mr] = 0;
+        int32_t* ow = o + w0 * mr;
+        const uint32_t sum = quads ? put_quads(g, len, sgn, ow, mr)  // sum of a' over the group
+                                   : put_pairs(g, len, sgn, ow, mr);
         pa.rterm[j * pa.mpad + i] = static_cast<uint32_t>(len) * static_cast<uint32_t>(za) - sum;
         w = w0 + ceil_div(len, step);
       }
-      for (; w < pa.kw; ++w) o[w * kMR] = 0;
+      for (; w < pa.kw; ++w) o[w * mr] = 0;
     }
   };
   if (parallel) {
@@ -177,16 +161,16 @@ int pack_act(const KernelTable& t, const LinearInput& in, const Geometry& q, boo
 
 // The epilogue fields for output rows from i, columns from j and groups from jg.
 LinearEpilogue epilogue_for(const LinearWeights& w, const LinearInput& in, const ActPanels& pa,
-                            int64_t i, int64_t j, int64_t jg, float* y, int64_t ldy) {
+                            int64_t nr, int64_t i, int64_t j, int64_t jg, float* y, int64_t ldy) {
   LinearEpilogue e;
   e.rterm = pa.rterm.data() + jg * pa.mpad + i;
   e.rt_group = pa.mpad;
   e.za = pa.any_za ? pa.za.data() + i : nullptr;
-  const int64_t wj = w.table(j, jg);
+  const int64_t wj = w.table(j, jg, nr);
   e.zb = w.zb_uniform ? nullptr : w.zb + wj;
   e.zb_all = w.zb[0];
   e.cs = w.cs + wj, e.ws = w.ws + wj;
-  e.w_group = kNR;
+  e.w_group = nr;
   e.grouped = w.grouped;
   e.as = pa.as.data() + i;
   e.bias = in.bias ? in.bias + j : nullptr;
@@ -201,119 +185,105 @@ LinearEpilogue epilogue_for(const LinearWeights& w, const LinearInput& in, const
 // fn(p) for every B panel p < npanels (the small-M paths): threads take chunks of panels.
 template <class Fn>
 void each_panel(int64_t npanels, const Fn& fn) {
-  const int64_t chunk = chunk_len(npanels, 8 * int64_t(parallel_threads()), 1);
-  parallel_for(ceil_div(npanels, chunk), [&](int64_t c) {
-    for (int64_t p = c * chunk, p1 = std::min(npanels, p + chunk); p < p1; ++p) fn(p);
+  each_panel_chunk(npanels, [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) fn(p);
   });
 }
 
-// M <= kSmallM: each B panel is streamed once per A panel (once for M <= 6) by the fused small-M
+// M <= kSmallM: each B panel is streamed once per A panel (once for M <= MR) by the fused small-M
 // kernel, which folds the sums of each group into running float sums (in group order) as it
 // goes and writes y. Threads take chunks of column panels.
 void small_int(const KernelTable& t, const LinearInput& in, const LinearWeights& w,
-               const Geometry& q, const ActPanels& pa, float* y, int64_t ldy) {
-  const int64_t n_all = w.b.n, npanels = ceil_div(n_all, kNR);
-  const int64_t pbytes = panel_bytes(q.kpad, w.b.bits);
+               const Groups& q, const ActPanels& pa, float* y, int64_t ldy) {
+  const GemmGeometry& g = t.gemm_geometry;
+  const int64_t mr = g.mr, nr = g.nr;
+  const int64_t n_all = w.b.n;
+  const int64_t pbytes = panel_bytes(g, q.kpad, w.b.bits);
   const LinearSmallFn kernel = w.b.bits == 8 ? t.linear_small_u8_s32 : t.linear_small_u4_s32;
-  each_panel(npanels, [&](int64_t p) {
-    const int64_t j = p * kNR;
+  each_panel(ceil_div(n_all, nr), [&](int64_t p) {
+    const int64_t j = p * nr;
     for (int64_t ia = 0; ia < pa.panels; ++ia) {
-      const int m = static_cast<int>(std::min(kMR, in.m - ia * kMR));
-      LinearEpilogue e = epilogue_for(w, in, pa, ia * kMR, j, 0, y, ldy);
+      const int m = static_cast<int>(std::min(mr, in.m - ia * mr));
+      LinearEpilogue e = epilogue_for(w, in, pa, nr, ia * mr, j, 0, y, ldy);
       e.m = m;
-      e.n = static_cast<int>(std::min(kNR, n_all - j));
+      e.n = static_cast<int>(std::min(nr, n_all - j));
       e.ngroups = static_cast<int>(q.ngroups);
       kernel(q.kp, q.gp, pa.panel(ia), m, w.b.data + p * pbytes, e);
     }
   });
 }
 
-// M > kSmallM: output tiles split over threads. Per channel: the tile's int32 sums accumulate
-// over K blocks in a per-thread buffer, then one epilogue writes the tile. Per group: K blocks
-// of whole groups; for each block, B micro-panel and A panel, the fused tile kernel folds the
-// sums of every group of the block, in order, into float running sums (a per-thread tile
-// buffer; the last block writes y). 8-bit B: int16 A pairs x the stored panel; 4-bit B: int8 A
-// quads x a B micro-panel decoded to quads.
+// M > kSmallM: output tiles split over threads. Per channel: the shared tile driver (blocking.h)
+// sums the tile over K into a per-thread buffer, then one epilogue writes the tile. Per group:
+// K blocks of whole groups; for each block, B micro-panel and A panel, the fused tile kernel
+// folds the sums of every group of the block, in order, into float running sums (a per-thread
+// tile buffer; the last block writes y). 8-bit B: int16 A pairs x the stored panel; 4-bit B:
+// int8 A quads x a B micro-panel decoded to quads.
 void large_int(const KernelTable& t, const LinearInput& in, const LinearWeights& w,
-               const Geometry& q, const ActPanels& pa, float* y, int64_t ldy) {
+               const Groups& q, const ActPanels& pa, float* y, int64_t ldy) {
+  const GemmGeometry& g = t.gemm_geometry;
+  const int64_t mr = g.mr, nr = g.nr;
   const bool four = w.b.bits == 4;
   const int64_t n_all = w.b.n;
-  const int64_t pbytes = panel_bytes(q.kpad, w.b.bits);
-  const GemmTileFn kernel = four ? t.gemm_s8u4_s32 : t.gemm_u8_s32;
+  const int64_t pbytes = panel_bytes(g, q.kpad, w.b.bits);
   const int64_t kw = pa.kw;                  // A words a row: k-pairs, or k-quads for 4-bit
-  const int64_t kwc = four ? kKC / 2 : kKC;  // words a K block (kKC k-pairs either way)
+  const int64_t kwc = four ? g.kc / 2 : g.kc;  // words a K block (kc k-pairs either way)
   // words and k-pairs a group (the last group takes what is left)
   const int64_t gw = q.ngroups == 1 ? kw : (four ? q.gpad / 4 : q.gpad / 2);
   const LinearTileFn tile_fn = four ? t.linear_tile_q4_s32 : t.linear_tile_u8_s32;
-  const Tiling tl = tiling(in.m, n_all, kMC);
-  const int64_t bstep = four ? kNR : 2 * kNR;  // bytes a k-pair of a B panel
+  const Tiling tl = tiling(g, in.m, n_all);
+  const int64_t bstep = four ? nr : 2 * nr;  // bytes a k-pair of a B panel
+  TileOperands op;
+  op.a = pa.data.get(), op.kw = kw;
+  op.b = w.b.data, op.bits = w.b.bits;
+  op.kpairs = q.kp, op.pbytes = pbytes;
   parallel_for(tl.count, [&](int64_t tile) {
     const int64_t i0 = (tile / tl.tn) * tl.mc, i1 = std::min(in.m, i0 + tl.mc);
     const int64_t j0 = (tile % tl.tn) * tl.nc, j1 = std::min(n_all, j0 + tl.nc);
     const int64_t ld = j1 - j0;
     // Few rows (M = 9..32 or so): all of the tile's A fits in L2, so K is not blocked and each
     // B micro-panel is read from start to end (a sequential stream, at memory speed) while
-    // every A panel meets it. Else K blocks of about kKC k-pairs keep A's block in L2 and a
+    // every A panel meets it. Else K blocks of about kc k-pairs keep A's block in L2 and a
     // B micro-panel's block in L1.
     const bool full_k = (i1 - i0) * kw * 4 <= kFullKBytes;
     const int64_t kwb = full_k ? kw : kwc;
-    const int64_t nb = full_k ? q.ngroups : std::max<int64_t>(1, kKC / q.gp);  // groups a block
+    std::vector<uint8_t> decoded;  // B quads (4-bit B)
     if (!w.grouped) {
       std::vector<int32_t> sc(static_cast<size_t>((i1 - i0) * ld));
-      std::vector<uint8_t> decoded(four ? static_cast<size_t>(kwb * 4 * kNR) : 0);  // B quads
-      for (int64_t k0 = 0; k0 < kw; k0 += kwb) {
-        const int64_t kc = std::min(kwb, kw - k0);
-        const int64_t p0 = four ? 2 * k0 : k0;  // first k-pair of the block
-        const int64_t pn = std::min(four ? 2 * kc : kc, q.kp - p0);
-        for (int64_t j = j0; j < j1; j += kNR) {
-          const uint8_t* bp = w.b.data + (j / kNR) * pbytes + p0 * bstep;
-          const uint8_t* next = j + kNR < j1 ? bp + pbytes : nullptr;
-          if (four) {
-            t.gemm_decode_q4(bp, pn, decoded.data());
-            bp = decoded.data();
-          }
-          const int n = static_cast<int>(std::min(kNR, j1 - j));
-          for (int64_t i = i0; i < i1; i += kMR) {
-            const int m = static_cast<int>(std::min(kMR, i1 - i));
-            if (next) prefetch_part(next, pn * bstep, (i - i0) / kMR, ceil_div(i1 - i0, kMR));
-            kernel(kc, pa.panel(i / kMR) + k0 * kMR, bp, sc.data() + (i - i0) * ld + (j - j0),
-                   ld, m, n, k0 > 0);
-          }
-        }
-      }
-      LinearEpilogue e = epilogue_for(w, in, pa, i0, j0, 0, y, ldy);
+      tile_sums(t, op, kwb, i0, i1, j0, j1, sc.data(), ld, decoded);
+      LinearEpilogue e = epilogue_for(w, in, pa, nr, i0, j0, 0, y, ldy);
       e.m = static_cast<int>(i1 - i0), e.n = static_cast<int>(ld);
       e.s = sc.data(), e.lds = ld;
       t.linear_epilogue_s32(e);
       return;
     }
-    // Blocks of whole groups of about kKC k-pairs: the fused tile kernel runs every group of a
-    // block and folds each into the running sums tb (rows of ldt floats, room for 16 columns).
-    const int64_t ldt = ceil_div(ld, kNR) * kNR;
+    // Blocks of whole groups of about kc k-pairs: the fused tile kernel runs every group of a
+    // block and folds each into the running sums tb (rows of ldt floats, room for NR columns).
+    const int64_t nb = full_k ? q.ngroups : std::max<int64_t>(1, g.kc / q.gp);  // groups a block
+    const int64_t ldt = ceil_div(ld, nr) * nr;
     std::vector<float> tb(static_cast<size_t>((i1 - i0) * ldt));
-    std::vector<uint8_t> decoded(
-        four ? static_cast<size_t>(ceil_div(std::min(nb * q.gp, q.kp), 2) * 4 * kNR) : 0);
+    if (four) decoded.resize(static_cast<size_t>(ceil_div(std::min(nb * q.gp, q.kp), 2) * 4 * nr));
     for (int64_t jg0 = 0; jg0 < q.ngroups; jg0 += nb) {
       const int64_t ng = std::min(nb, q.ngroups - jg0);
       const bool last = jg0 + ng == q.ngroups;
       const int64_t w0 = jg0 * gw, wlast = last ? kw - (q.ngroups - 1) * gw : gw;
       const int64_t pp0 = jg0 * q.gp, pn = last ? q.kp - pp0 : ng * q.gp;
-      for (int64_t j = j0; j < j1; j += kNR) {
-        const uint8_t* bp = w.b.data + (j / kNR) * pbytes + pp0 * bstep;
-        const uint8_t* next = j + kNR < j1 ? bp + pbytes : nullptr;
+      for (int64_t j = j0; j < j1; j += nr) {
+        const uint8_t* bp = w.b.data + (j / nr) * pbytes + pp0 * bstep;
+        const uint8_t* next = j + nr < j1 ? bp + pbytes : nullptr;
         if (four) {
           t.gemm_decode_q4(bp, pn, decoded.data());
           bp = decoded.data();
         }
-        for (int64_t i = i0; i < i1; i += kMR) {
-          if (next) prefetch_part(next, pn * bstep, (i - i0) / kMR, ceil_div(i1 - i0, kMR));
-          LinearEpilogue e = epilogue_for(w, in, pa, i, j, jg0, y, ldy);
-          e.m = static_cast<int>(std::min(kMR, i1 - i));
-          e.n = static_cast<int>(std::min(kNR, j1 - j));
+        for (int64_t i = i0; i < i1; i += mr) {
+          if (next) prefetch_part(next, pn * bstep, (i - i0) / mr, ceil_div(i1 - i0, mr));
+          LinearEpilogue e = epilogue_for(w, in, pa, nr, i, j, jg0, y, ldy);
+          e.m = static_cast<int>(std::min(mr, i1 - i));
+          e.n = static_cast<int>(std::min(nr, j1 - j));
           e.t = tb.data() + (i - i0) * ldt + (j - j0), e.ldt = ldt;
           e.t_zero = jg0 == 0;
           e.finish = last;
-          tile_fn(ng, gw, wlast, pa.panel(i / kMR) + w0 * kMR, bp, e);
+          tile_fn(ng, gw, wlast, pa.panel(i / mr) + w0 * mr, bp, e);
         }
       }
     }
@@ -324,7 +294,7 @@ void large_int(const KernelTable& t, const LinearInput& in, const LinearWeights&
 // Weight-only paths
 
 // x rows copied to the packed K (2 kp floats a row, zero in the gaps and past K).
-void pad_rows(const LinearInput& in, const Geometry& q, int64_t i0, int64_t rows, float* out,
+void pad_rows(const LinearInput& in, const Groups& q, int64_t i0, int64_t rows, float* out,
               int64_t ldo) {
   for (int64_t r = 0; r < rows; ++r) {
     float* o = out + r * ldo;
@@ -336,56 +306,61 @@ void pad_rows(const LinearInput& in, const Geometry& q, int64_t i0, int64_t rows
 }
 
 void small_f32(const KernelTable& t, const LinearInput& in, const LinearWeights& w,
-               const Geometry& q, float* y, int64_t ldy) {
+               const Groups& q, float* y, int64_t ldy) {
+  const GemmGeometry& g = t.gemm_geometry;
+  const int64_t mr = g.mr, nr = g.nr;
   const int64_t ldx = 2 * q.kp;
   std::vector<float> xp(static_cast<size_t>(in.m * ldx));
   pad_rows(in, q, 0, in.m, xp.data(), ldx);
-  const int64_t n_all = w.b.n, npanels = ceil_div(n_all, kNR);
-  const int64_t pbytes = panel_bytes(q.kpad, w.b.bits);
+  const int64_t n_all = w.b.n;
+  const int64_t pbytes = panel_bytes(g, q.kpad, w.b.bits);
   const LinearSmallF32Fn kernel = w.b.bits == 8 ? t.linear_small_u8_f32 : t.linear_small_u4_f32;
-  each_panel(npanels, [&](int64_t p) {
-    const int64_t j = p * kNR;
-    const int n = static_cast<int>(std::min(kNR, n_all - j));
-    for (int64_t i = 0; i < in.m; i += kMR) {
-      const int m = static_cast<int>(std::min(kMR, in.m - i));
-      kernel(q.kp, q.gp, xp.data() + i * ldx, ldx, m, w.b.data + p * pbytes, w.zb + w.table(j, 0),
-             w.ws + w.table(j, 0), kNR, in.bias ? in.bias + j : nullptr, y + i * ldy + j, ldy, n);
+  each_panel(ceil_div(n_all, nr), [&](int64_t p) {
+    const int64_t j = p * nr;
+    const int n = static_cast<int>(std::min(nr, n_all - j));
+    for (int64_t i = 0; i < in.m; i += mr) {
+      const int m = static_cast<int>(std::min(mr, in.m - i));
+      kernel(q.kp, q.gp, xp.data() + i * ldx, ldx, m, w.b.data + p * pbytes,
+             w.zb + w.table(j, 0, nr), w.ws + w.table(j, 0, nr), nr,
+             in.bias ? in.bias + j : nullptr, y + i * ldy + j, ldy, n);
     }
   });
 }
 
 void large_f32(const KernelTable& t, const LinearInput& in, const LinearWeights& w,
-               const Geometry& q, float* y, int64_t ldy) {
-  // A: float panels of 6 rows, [k][row] over the packed K (zero in the gaps and past M).
-  const int64_t kk = 2 * q.kp, panels = ceil_div(in.m, kMR);
-  std::unique_ptr<float[]> a(new float[panels * kk * kMR]);
+               const Groups& q, float* y, int64_t ldy) {
+  const GemmGeometry& g = t.gemm_geometry;
+  const int64_t mr = g.mr, nr = g.nr;
+  // A: float panels of MR rows, [k][row] over the packed K (zero in the gaps and past M).
+  const int64_t kk = 2 * q.kp, panels = ceil_div(in.m, mr);
+  std::unique_ptr<float[]> a(new float[panels * kk * mr]);
   parallel_for(panels, [&](int64_t p) {
-    const int64_t rows = std::min(kMR, in.m - p * kMR);
+    const int64_t rows = std::min(mr, in.m - p * mr);
     std::vector<float> xp(static_cast<size_t>(rows * kk));
-    pad_rows(in, q, p * kMR, rows, xp.data(), kk);
-    float* ap = a.get() + p * kk * kMR;
+    pad_rows(in, q, p * mr, rows, xp.data(), kk);
+    float* ap = a.get() + p * kk * mr;
     for (int64_t k = 0; k < kk; ++k)
-      for (int64_t r = 0; r < kMR; ++r) ap[k * kMR + r] = r < rows ? xp[r * kk + k] : 0.0f;
+      for (int64_t r = 0; r < mr; ++r) ap[k * mr + r] = r < rows ? xp[r * kk + k] : 0.0f;
   });
   const int64_t n_all = w.b.n;
-  const int64_t pbytes = panel_bytes(q.kpad, w.b.bits);
+  const int64_t pbytes = panel_bytes(g, q.kpad, w.b.bits);
   const LinearDequantFn dequant = w.b.bits == 8 ? t.linear_dequant_u8_f32 : t.linear_dequant_u4_f32;
-  // Up to kMC rows a tile (A block: 192 rows x 256 k x 4 bytes, in L2), so a batch of 128 is
-  // one tile row and each B micro-panel is dequantized once.
-  const Tiling tl = tiling(in.m, n_all, kMC);
+  // Tiles of up to 32 MR rows (A block: 192 rows x 256 k x 4 bytes at MR = 6, in L2), so a batch
+  // of 128 is one tile row and each B micro-panel is dequantized once.
+  const Tiling tl = tiling(g, in.m, n_all);
   parallel_for(tl.count, [&](int64_t tile) {
     const int64_t i0 = (tile / tl.tn) * tl.mc, i1 = std::min(in.m, i0 + tl.mc);
     const int64_t j0 = (tile % tl.tn) * tl.nc, j1 = std::min(n_all, j0 + tl.nc);
-    std::vector<float> bf(static_cast<size_t>(kKCF * 2 * kNR));
+    std::vector<float> bf(static_cast<size_t>(kKCF * 2 * nr));
     for (int64_t p0 = 0; p0 < q.kp; p0 += kKCF) {
       const int64_t kc = std::min(kKCF, q.kp - p0);
-      for (int64_t j = j0; j < j1; j += kNR) {
-        dequant(w.b.data + (j / kNR) * pbytes, p0, kc, q.gp, w.zb + w.table(j, 0),
-                w.ws + w.table(j, 0), kNR, bf.data());
-        const int n = static_cast<int>(std::min(kNR, j1 - j));
-        for (int64_t i = i0; i < i1; i += kMR) {
-          const int m = static_cast<int>(std::min(kMR, i1 - i));
-          t.linear_tile_f32(2 * kc, a.get() + (i / kMR) * kk * kMR + 2 * p0 * kMR, bf.data(),
+      for (int64_t j = j0; j < j1; j += nr) {
+        dequant(w.b.data + (j / nr) * pbytes, p0, kc, q.gp, w.zb + w.table(j, 0, nr),
+                w.ws + w.table(j, 0, nr), nr, bf.data());
+        const int n = static_cast<int>(std::min(nr, j1 - j));
+        for (int64_t i = i0; i < i1; i += mr) {
+          const int m = static_cast<int>(std::min(mr, i1 - i));
+          t.linear_tile_f32(2 * kc, a.get() + (i / mr) * kk * mr + 2 * p0 * mr, bf.data(),
                             y + i * ldy + j, ldy, m, n, p0 > 0);
         }
       }
@@ -399,10 +374,80 @@ void large_f32(const KernelTable& t, const LinearInput& in, const LinearWeights&
 
 }  // namespace
 
+LinearPacked linear_pack(const uint8_t* w, int64_t n, int64_t k, int64_t ldw, int bits,
+                         bool is_signed, bool grouped, int64_t g, const float* scale,
+                         const int32_t* zp) {
+  const KernelTable& t = active_table();  // the layout and kernels of one path
+  const int64_t nr = t.gemm_geometry.nr;
+  LinearPacked p;
+  p.n = n, p.k = k, p.bits = bits, p.nr = static_cast<int>(nr), p.grouped = grouped;
+  p.g = grouped ? g : k;
+  p.ngroups = grouped ? ceil_div(k, g) : 1;
+  // Groups start on k-quads of the packed K: a group size that is not a multiple of 4 is padded.
+  p.gpad = p.ngroups == 1 ? k : (p.g % 4 == 0 ? p.g : p.g + (4 - p.g % 4));
+  p.kpad = (p.ngroups - 1) * p.gpad + (k - (p.ngroups - 1) * p.g);
+  const bool four = bits == 4;
+  const int32_t bias = is_signed ? (four ? 8 : 128) : 0;  // u = w + bias (lowbit/gemm.h)
+  auto value = [&](int64_t i, int64_t kk) -> int32_t {  // w[i][kk] as an integer
+    const uint8_t* row = w + i * ldw;
+    if (!four) return is_signed ? int32_t(int8_t(row[kk])) : int32_t(row[kk]);
+    const int32_t u = (row[kk / 2] >> (4 * (kk & 1))) & 15;
+    return is_signed ? ((u ^ 8) - 8) : u;
+  };
+  auto pos = [&](int64_t kk) { return (kk / p.g) * p.gpad + kk % p.g; };  // in the packed K
+  // B = W.T over the packed K, as the GEMM packer reads it: 8-bit, kpad rows of n bytes;
+  // 4-bit, ceil(kpad/2) rows of n bytes holding k-pairs. The gaps hold -bias (u = 0). Blocked
+  // transposition: 64 x 64 blocks, so that neither side is walked across pages.
+  const int64_t rows = four ? ceil_div(p.kpad, 2) : p.kpad;
+  const uint8_t pad = static_cast<uint8_t>(four ? ((-bias) & 15) * 0x11 : (-bias) & 0xFF);
+  std::vector<uint8_t> bt(static_cast<size_t>(std::max<int64_t>(1, rows * n)), pad);
+  constexpr int64_t kBlock = 64;
+  parallel_for(ceil_div(n, kBlock), [&](int64_t bi) {
+    const int64_t i0 = bi * kBlock, i1 = std::min(n, i0 + kBlock);
+    for (int64_t k0 = 0; k0 < k; k0 += kBlock) {
+      for (int64_t i = i0; i < i1; ++i) {
+        for (int64_t kk = k0; kk < std::min(k, k0 + kBlock); ++kk) {
+          const int64_t q = pos(kk);
+          const uint8_t v = static_cast<uint8_t>(value(i, kk));
+          if (!four) {
+            bt[q * n + i] = v;
+          } else {
+            uint8_t& byte = bt[(q / 2) * n + i];
+            const int sh = 4 * (q & 1);
+            byte = static_cast<uint8_t>((byte & ~(15 << sh)) | ((v & 15) << sh));
+          }
+        }
+      }
+    }
+  });
+  p.b = gemm_pack(t, bt.data(), p.kpad, n, n, is_signed, bits);
+  // (column, group) tables, panel-major; columns past n: scale 1, zero point and sum 0.
+  const int64_t len = ceil_div(n, nr) * p.ngroups * nr;
+  p.ws.assign(static_cast<size_t>(len), 1.0f);
+  p.zb.assign(static_cast<size_t>(len), 0);
+  p.cs.assign(static_cast<size_t>(len), 0);
+  parallel_for(n, [&](int64_t i) {
+    for (int64_t j = 0; j < p.ngroups; ++j) {
+      const int64_t at = (i / nr) * p.ngroups * nr + j * nr + i % nr;
+      p.ws[at] = scale[i * p.ngroups + j];
+      p.zb[at] = static_cast<int32_t>(static_cast<uint32_t>(zp[i * p.ngroups + j]) + uint32_t(bias));
+      uint32_t sum = 0;  // of u over the group, wrapping
+      for (int64_t kk = j * p.g; kk < std::min(k, (j + 1) * p.g); ++kk)
+        sum += static_cast<uint32_t>(value(i, kk) + bias);
+      p.cs[at] = static_cast<int32_t>(sum);
+    }
+  });
+  p.zb_uniform = true;  // symmetric weights: every zb is zb[0], the kernels skip a multiply
+  for (int64_t i = 0; i < n * p.ngroups; ++i)
+    if (zp[i] != zp[0]) p.zb_uniform = false;
+  return p;
+}
+
 int linear_f32(const LinearInput& in, const LinearWeights& w, float* y, int64_t ldy) {
-  if (in.m <= 0 || w.b.n <= 0 || w.k <= 0) return 0;
   const KernelTable& t = active_table();  // one table for the whole call
-  const Geometry q = geometry(w);
+  gemm_check_layout(t, w.b);
+  if (in.m <= 0 || w.b.n <= 0 || w.k <= 0) return 0;
+  const Groups q = groups(w);
   const bool small = in.m <= kSmallM;
   const SerialScope serial(double(in.m) * double(w.b.n) * double(w.k) < double(kMinParallelWork));
   if (in.act == LinearAct::kNone) {

@@ -145,12 +145,14 @@ class PackedMatrix:
     """A ``(K, N)`` weight matrix packed once for :func:`matmul_int` / :func:`matmul_int4`.
 
     Made by :func:`pack_matrix`; accepted wherever ``b`` (``matmul_int``) or ``b_packed``
-    (``matmul_int4``, 4-bit only) is. It stores ``b`` in the panel layout of the compiled
-    kernels (16 columns a panel, k in pairs, values offset to unsigned: ``b + 128`` for int8,
-    ``b + 8`` for int4) together with its column sums, which the zero-point terms need, so no
-    call repacks or re-sums it.
+    (``matmul_int4``, 4-bit only) is. It stores ``b`` in the panel layout of the active ISA
+    path's kernels, values offset to unsigned (``b + 128`` for int8, ``b + 8`` for int4),
+    together with its column sums, which the zero-point terms need, so no call repacks or
+    re-sums it. The layout is recorded (``layout``): a product under a path that packs
+    differently raises ``ValueError`` (pack again) instead of computing anything.
 
-    Memory (``nbytes``): ``32 * ceil(N/16) * ceil(K/2)`` bytes for 8-bit data and
+    Memory (``nbytes``), layout ``"k2n16"`` (the scalar and avx2 paths: 16 columns a panel, k
+    in pairs): ``32 * ceil(N/16) * ceil(K/2)`` bytes for 8-bit data and
     ``16 * ceil(N/16) * ceil(K/2)`` for 4-bit data (about ``K*N`` and ``K*N/2``), plus
     ``64 * ceil(N/16)`` bytes of column sums.
 
@@ -163,7 +165,7 @@ class PackedMatrix:
     nbytes : int
         Bytes held (packed data + column sums).
     layout : str
-        Name of the packed layout (every ISA path built here shares it).
+        Name of the packed layout (``lb._core.gemm_layout()`` of the path that packed it).
     """
 
     __slots__ = ("_data", "_colsum", "_shape", "_dtype", "_layout")
@@ -192,23 +194,13 @@ class PackedMatrix:
     def to_array(self) -> np.ndarray:
         """The ``(K, N)`` values of ``b`` (int8 for int8/int4, uint8 for uint8/uint4).
 
-        Decodes the packed layout with plain NumPy (``lowbit.reference`` uses it to accept a
+        Decoded from the packed layout in C++ (``lowbit.reference`` uses it to accept a
         PackedMatrix).
         """
         k, n = self._shape
-        kp, panels = (k + 1) // 2, -(-n // 16)
         signed = self._dtype in ("int8", "int4")
-        if self.bits == 8:
-            u = self._data.reshape(panels, kp, 16, 2).astype(np.int16)
-            bias = 128 if signed else 0
-        else:
-            byte = self._data.reshape(panels, kp, 8, 2)
-            # byte 2c+t of a k-pair: column c in the low nibble, column c+8 in the high one
-            u = np.concatenate([byte & 15, byte >> 4], axis=2).astype(np.int16)
-            bias = 8 if signed else 0
-        # (panel, pair, column, t) -> (k = 2*pair + t, column = 16*panel + c)
-        full = u.transpose(1, 3, 0, 2).reshape(2 * kp, 16 * panels)[:k, :n] - bias
-        return full.astype(np.int8 if signed else np.uint8)
+        u = _core.gemm_unpack_b(self._data, self._colsum, k, n, self.bits, signed, self._layout)
+        return u.view(np.int8) if signed else u
 
 
 def _layout_of(pm: PackedMatrix) -> None:
@@ -221,19 +213,14 @@ def _layout_of(pm: PackedMatrix) -> None:
 def _pack8(b: np.ndarray) -> PackedMatrix:
     k, n = b.shape
     b = np.ascontiguousarray(b)
-    data = np.empty(_core.gemm_packed_bytes(k, n, 8), np.uint8)
-    colsum = np.empty(_core.gemm_colsum_len(n), np.int32)
-    _core.gemm_pack_b8(b.view(np.uint8), b.dtype == np.int8, data, colsum)
-    return PackedMatrix(data, colsum, (k, n), dtype_name(b), _core.gemm_layout())
+    data, colsum, layout = _core.gemm_pack_b8(b.view(np.uint8), b.dtype == np.int8)
+    return PackedMatrix(data, colsum, (k, n), dtype_name(b), layout)
 
 
 def _pack4(bp: np.ndarray, k: int, signed: bool) -> PackedMatrix:
     n = bp.shape[1]
-    bp = np.ascontiguousarray(bp)
-    data = np.empty(_core.gemm_packed_bytes(k, n, 4), np.uint8)
-    colsum = np.empty(_core.gemm_colsum_len(n), np.int32)
-    _core.gemm_pack_b4(bp, k, signed, data, colsum)
-    return PackedMatrix(data, colsum, (k, n), "int4" if signed else "uint4", _core.gemm_layout())
+    data, colsum, layout = _core.gemm_pack_b4(np.ascontiguousarray(bp), k, signed)
+    return PackedMatrix(data, colsum, (k, n), "int4" if signed else "uint4", layout)
 
 
 def pack_matrix(b, *, dtype=None, k=None) -> PackedMatrix:
@@ -294,7 +281,7 @@ def _run(ops: Operands, pm: PackedMatrix) -> np.ndarray:
     k, n = pm.shape
     out = np.empty((a2.shape[0], n), np.int32)
     _core.gemm_s32(a2.view(np.uint8), a2.dtype == np.int8, pm._data, pm._colsum, k, n, pm.bits,
-                   pm.dtype in ("int8", "int4"), ops.za, ops.zb, out)
+                   pm.dtype in ("int8", "int4"), pm.layout, ops.za, ops.zb, out)
     return out[0] if ops.vector else out
 
 

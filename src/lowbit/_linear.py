@@ -15,9 +15,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import _core, _gemm
+from . import _core
 from ._linear_checks import linear_spec
-from ._quant import pack_int4
 
 __all__ = ["linear"]
 
@@ -102,7 +101,7 @@ def _linear_2d(spec) -> np.ndarray:
     static = spec.static_scale is not None
     scale = float(spec.static_scale[0]) if static else 1.0
     zp = int(spec.static_zp[0]) if static else 0
-    status = _core.linear_f32(spec.x2, lw.data, lw.geometry, lw.ws, lw.zb, lw.cs,
+    status = _core.linear_f32(spec.x2, lw.data, lw.layout, lw.geometry, lw.ws, lw.zb, lw.cs,
                               spec.bias is not None, bias, act, static, scale, zp, out)
     if status & _NONFINITE:
         raise ValueError("x contains NaN or infinity; dynamic activation quantization needs "
@@ -120,17 +119,15 @@ _NONFINITE, _NAN, _OVERFLOW = 1, 2, 4
 
 
 class _Weights(NamedTuple):
-    """A QTensor's weight packed for ``_core.linear_f32`` (kept in its cache)."""
+    """A QTensor's weight packed for ``_core.linear_f32`` (kept in its cache, keyed by layout)."""
 
-    packed: "_gemm.PackedMatrix"   # the GEMM's B: (K', N) packed, K' the padded K
+    data: np.ndarray               # uint8: the GEMM's B of the (K', N) weight, K' the padded K
+    colsum: np.ndarray             # int32: its column sums (kept with it; unused by linear)
+    layout: str                    # the packed layout (the active path's when packed)
     geometry: tuple                # (K', N, bits, K, g, gpad, ngroups, grouped, zb uniform)
-    ws: np.ndarray                 # float32 (ceil(N/16), G, 16): scales, panel-major
+    ws: np.ndarray                 # float32 (ceil(N/NR), G, NR): scales, panel-major
     zb: np.ndarray                 # int32, the same layout: zero point of u = w + bias
     cs: np.ndarray                 # int32, the same layout: sum of u over each group
-
-    @property
-    def data(self) -> np.ndarray:
-        return self.packed._data
 
 
 def _weights(spec) -> _Weights:
@@ -139,58 +136,22 @@ def _weights(spec) -> _Weights:
 
 
 def _pack_weights(spec) -> _Weights:
-    """Pack ``W`` (N, K) as the GEMM's ``B = W.T``, with the per-group tables of the epilogue.
-
-    Groups of ``g`` along K must start on a k-quad of the packed B; when ``g`` is not a multiple
-    of 4 each group is padded to the next multiple of 4 with ``u = 0`` (the value ``-bias``), so
-    the packed K is ``(G - 1) * gpad + last group``. Per-channel weights are one group of K.
-    """
+    """Pack ``W`` (N, K) as the GEMM's ``B = W.T`` with the per-group tables of the epilogue, in
+    C++ (``lowbit::linear_pack``: groups padded to start on k-quads, panel-major tables of the
+    active path's panel width)."""
     w = spec.w
     n, k = w.shape
     four = w.dtype in ("int4", "uint4")
-    signed = w.dtype in ("int8", "int4")
-    bias = (8 if four else 128) if signed else 0           # u = w + bias (lowbit/gemm.h)
-    if spec.grouped:
-        g = int(w.group_size)
-        ngroups = -(-k // g)
-        gpad = g if g % 4 == 0 or ngroups == 1 else g + (-g) % 4
-    else:
-        g, ngroups, gpad = k, 1, k
-    if ngroups == 1:
-        gpad = k
-    kpad = (ngroups - 1) * gpad + (k - (ngroups - 1) * g)
-    if kpad == k:                                          # the stored data, transposed
-        bt = np.ascontiguousarray(w.data.T)
-        packed = (_gemm.pack_matrix(bt, dtype=w.dtype, k=k) if four else _gemm.pack_matrix(bt))
-        w_int = None
-    else:
-        w_int = w.int_repr()
-        wp = np.full((n, kpad), -bias, w_int.dtype)
-        cols = (np.arange(ngroups)[:, None] * gpad + np.arange(g)[None, :]).reshape(-1)[:k]
-        wp[:, cols] = w_int
-        bt = np.ascontiguousarray(wp.T)
-        packed = (_gemm.pack_matrix(pack_int4(bt, axis=0), dtype=w.dtype, k=kpad) if four
-                  else _gemm.pack_matrix(bt))
-    # (N, G) tables -> panel-major (ceil(N/16), G, 16): a column panel's entries are contiguous
-    npan = -(-n // 16)
-    ws = np.ones((npan * 16, ngroups), _F32)
-    zb = np.zeros((npan * 16, ngroups), np.int32)
-    cs = np.zeros((npan * 16, ngroups), np.int32)
-    ws[:n] = np.asarray(spec.w_scale, _F32).reshape(n, -1)    # (N, 1) per channel, (N, G)
-    zb[:n] = np.asarray(spec.w_zp).astype(np.int32).reshape(n, -1) + bias
-    if ngroups == 1:
-        cs[:n, 0] = packed._colsum[:n]
-    else:
-        if w_int is None:
-            w_int = w.int_repr()
-        starts = np.arange(0, k, g)
-        lengths = np.minimum(g, k - starts).astype(np.int32)
-        cs[:n] = np.add.reduceat(w_int, starts, axis=1, dtype=np.int32) + bias * lengths
-    uniform = bool((zb[:n] == zb[0, 0]).all())              # symmetric weights
-    ws, zb, cs = (np.ascontiguousarray(t.reshape(npan, 16, ngroups).transpose(0, 2, 1))
-                  for t in (ws, zb, cs))
-    geometry = (kpad, n, 4 if four else 8, k, g, gpad, ngroups, int(spec.grouped), int(uniform))
-    return _Weights(packed, geometry, ws, zb, cs)
+    grouped = bool(spec.grouped)
+    ngroups = -(-k // int(w.group_size)) if grouped else 1
+    scale = np.ascontiguousarray(np.asarray(spec.w_scale, _F32).reshape(n, ngroups))
+    zp = np.ascontiguousarray(np.asarray(spec.w_zp).astype(np.int32).reshape(n, ngroups))
+    data = np.ascontiguousarray(w.data).view(np.uint8)
+    out = _core.linear_pack(data, k, 4 if four else 8, w.dtype in ("int8", "int4"), grouped,
+                            int(w.group_size) if grouped else k, scale, zp)
+    for arr in out[:2] + out[4:]:
+        arr.setflags(write=False)
+    return _Weights(*out)
 
 
 def _degenerate(spec) -> np.ndarray:

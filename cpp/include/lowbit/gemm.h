@@ -9,44 +9,68 @@
 // (computed when packing A), all in uint32 arithmetic. Integer sums are exact modulo 2**32 in
 // any order, so the K blocking and the thread split never change a bit.
 //
-// Packed B memory (the layout of lowbit/kernels.h, "k2n16"): ceil(N/16) panels, each ceil(K/2)
-// k-pairs of 32 bytes (8-bit) or 16 bytes (4-bit), plus 16 int32 column sums per panel:
+// Packed B: the layout is the active path's (its GemmGeometry, lowbit/kernels.h), named and
+// recorded with the packed data; a call under a path of another layout is refused
+// (std::invalid_argument), never computed wrong. The scalar and avx2 layout "k2n16": ceil(N/16)
+// panels, each ceil(K/2) k-pairs of 32 bytes (8-bit) or 16 bytes (4-bit), plus 16 int32 column
+// sums per panel:
 //   8-bit: 32 * ceil(N/16) * ceil(K/2) + 64 * ceil(N/16) bytes  (about K*N bytes)
 //   4-bit: 16 * ceil(N/16) * ceil(K/2) + 64 * ceil(N/16) bytes  (about K*N/2 bytes)
 //
 // Work split (cpp/runtime/gemm.cpp): M <= 8 rows take the small-M path, which streams each B
 // byte once (4-bit B decoded in registers) and splits the column panels over threads; larger M
-// packs A into 6-row panels (int16 k-pairs; int8 k-quads against 4-bit B, whose kernel sums
-// vpmaddubsw products of nibbles exactly in int16 lanes) and runs 6x16 register tiles over
+// packs A into MR-row panels (int16 k-pairs; int8 k-quads against 4-bit B, whose kernel sums
+// vpmaddubsw products of nibbles exactly in int16 lanes) and runs MR x NR register tiles over
 // cache blocks (output tiles split over threads, K never split). Every call reads the active
-// kernel table once.
+// kernel table once and takes its kernels and geometry from that snapshot.
 #pragma once
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <string>
+#include <vector>
+
+#include "lowbit/kernels.h"
 
 namespace lowbit {
-
-constexpr const char* kGemmLayout = "k2n16";
 
 struct PackedB {
   int64_t k = 0, n = 0;  // logical shape of b
   int bits = 8;          // 8 or 4
   int32_t bias = 0;      // u = b + bias
-  const uint8_t* data = nullptr;    // gemm_packed_bytes(k, n, bits) bytes
-  const int32_t* colsum = nullptr;  // gemm_colsum_len(n) words (0 past column n)
+  const uint8_t* data = nullptr;    // gemm_packed_bytes(geometry, k, n, bits) bytes
+  const int32_t* colsum = nullptr;  // gemm_colsum_len(geometry, n) words (0 past column n)
+  const char* layout = "";          // the GemmGeometry::layout it was packed for
 };
 
-int64_t gemm_packed_bytes(int64_t k, int64_t n, int bits);
-int64_t gemm_colsum_len(int64_t n);
+// A packed B that owns its memory, as the packing functions return it.
+struct PackedBData {
+  std::vector<uint8_t> data;
+  std::vector<int32_t> colsum;
+  std::string layout;
+};
 
-// Packs a row-major k x n matrix of int8 (is_signed) or uint8 values, row stride ldb bytes.
-void gemm_pack_b8(const uint8_t* b, int64_t k, int64_t n, int64_t ldb, bool is_signed,
-                  uint8_t* data, int32_t* colsum);
+int64_t gemm_packed_bytes(const GemmGeometry& g, int64_t k, int64_t n, int bits);
+int64_t gemm_colsum_len(const GemmGeometry& g, int64_t n);
+// The geometry of the active path, and of the path of this build (any CPU) that packs in
+// `layout` (nullptr if none does).
+const GemmGeometry& gemm_geometry();
+const GemmGeometry* gemm_geometry_for(const std::string& layout);
+
+// Packs a row-major k x n matrix of int8 (is_signed) or uint8 values, row stride ldb bytes, in
+// the active path's layout.
+PackedBData gemm_pack_b8(const uint8_t* b, int64_t k, int64_t n, int64_t ldb, bool is_signed);
 // Packs int4/uint4 values given two a byte along k (lb.pack_int4(b, axis=0)): byte [i][j]
 // holds b[2i][j] in its low nibble and b[2i+1][j] in its high nibble; rows of ldb bytes.
-void gemm_pack_b4(const uint8_t* bp, int64_t k, int64_t n, int64_t ldb, bool is_signed,
-                  uint8_t* data, int32_t* colsum);
+PackedBData gemm_pack_b4(const uint8_t* bp, int64_t k, int64_t n, int64_t ldb, bool is_signed);
+// The same with the kernels and geometry of the table t (the drivers' snapshot); bits 8 or 4.
+PackedBData gemm_pack(const KernelTable& t, const uint8_t* b, int64_t k, int64_t n, int64_t ldb,
+                      bool is_signed, int bits);
+// The k x n values of b back (int8 values as their bytes; 4-bit ones sign- or zero-extended),
+// from the layout b.layout names. Throws std::invalid_argument if no path of this build has it.
+void gemm_unpack_b(const PackedB& b, uint8_t* out);
+// Throws std::invalid_argument unless b.layout is the layout of the table t.
+void gemm_check_layout(const KernelTable& t, const PackedB& b);
 
 // Runs the active ISA's multiply-add throughput loop (384 integer ops a round); benchmarks
 // time it as the machine's practical peak.
@@ -68,6 +92,7 @@ struct GemmZeroPoints {
 };
 
 // c (m x n, row stride ldc) = (a - za) @ (b - zb) in wrapping int32. a.k must equal b.k.
+// b must be packed in the active path's layout (else std::invalid_argument, c untouched).
 void gemm_s32(const GemmA& a, const PackedB& b, const GemmZeroPoints& zp, int32_t* c,
               int64_t ldc);
 

@@ -41,26 +41,31 @@ using UnpackFn = void (*)(const uint8_t* p, int64_t n, uint8_t* out);
 using UnpackVertFn = void (*)(const uint8_t* p, int64_t n, uint8_t* lo, uint8_t* hi);
 
 // ---------------------------------------------------------------------------------------------
-// Integer GEMM (issue 3). Packed layouts, shared by the scalar and avx2 paths (the driver in
-// cpp/runtime/gemm.cpp builds them; cpp/include/lowbit/gemm.h describes them in full):
-//  - A panel: gemm_layout::kMR = 6 rows. For k-pair j, 6 words: word r = int16 a[r][2j] in the low half,
+// Integer GEMM (issue 3). A path's register tile (MR rows x NR columns) and B panel layout are
+// its own: its fill_gemm() sets KernelTable::gemm_geometry beside the kernels (GemmGeometry
+// below), and the drivers (cpp/runtime) read both from the same table snapshot. The layouts of
+// the scalar and avx2 paths ("k2n16", MR = 6, NR = 16; lowbit/gemm.h describes them in full):
+//  - A panel: MR rows. For k-pair j, MR words: word r = int16 a[r][2j] in the low half,
 //    int16 a[r][2j+1] in the high half (rows past M and k past K are 0).
-//  - B panel, 8-bit: gemm_layout::kNR = 16 columns of u = b + bias in 0..255. For k-pair j, 32 bytes:
+//  - B panel, 8-bit: NR columns of u = b + bias in 0..255. For k-pair j, 2 NR bytes:
 //    byte 2c+t = u[2j+t][c].
-//  - B panel, 4-bit: 16 columns of u = b + bias in 0..15. For k-pair j, 16 bytes: byte 2c+t
-//    holds u[2j+t][c] in its low nibble and u[2j+t][c+8] in its high nibble.
+//  - B panel, 4-bit: NR columns of u = b + bias in 0..15. For k-pair j, NR bytes: byte 2c+t
+//    holds u[2j+t][c] in its low nibble and u[2j+t][c+NR/2] in its high nibble.
 // Every kernel computes exact sums of products of int16 A and unsigned B, wrapping modulo 2**32.
 // The large-M int4 path uses k-quads instead (4 consecutive k, zero past K):
-//  - A quad panel: 6 rows; for quad q, 6 words: word r = bytes a'[r][4q..4q+3] as int8, where
+//  - A quad panel: MR rows; for quad q, MR words: word r = bytes a'[r][4q..4q+3] as int8, where
 //    a' = a - 128 for uint8 a (the driver corrects with the zero point), a' = a for int8 a.
-//  - B quad panel: 16 columns of u in 0..15; for quad q, 64 bytes: byte 4c+i = u[4q+i][c] for
-//    columns 0..7, then the same for columns 8..15 (one byte each, high nibble 0).
-namespace gemm_layout {
-constexpr int kMR = 6;   // rows of an A panel / of the large-M tile
-constexpr int kNR = 16;  // columns of a B panel
-}  // namespace gemm_layout
+//  - B quad panel: NR columns of u in 0..15; for quad q, 4 NR bytes: byte 4c+i = u[4q+i][c] for
+//    columns 0..NR/2-1, then the same for columns NR/2..NR-1 (one byte each, high nibble 0).
+struct GemmGeometry {
+  int mr = 0;  // rows of the register tile and of an A panel (the words of an A k-group)
+  int nr = 0;  // columns of the tile and of a B panel
+  int kb = 0;  // consecutive k a B panel keeps together per column (2: k-pairs)
+  int kc = 0;  // K block of the tiled paths, in k-pairs: a B micro-panel stays in L1
+  char layout[16] = {};  // the B panel layout's name, recorded by lb.PackedMatrix
+};
 
-// One 6x16 tile over kp k-pairs: c[r][j] (+)= sum_p a-pair(r,p) . b-pair(p,j) for r < m, j < n
+// One MR x NR tile over kp k-pairs: c[r][j] (+)= sum_p a-pair(r,p) . b-pair(p,j) for r < m, j < n
 // (accumulate != 0 adds to c, else stores). a: one A panel; b: one 8-bit B panel, both at the
 // first k-pair. Rows >= m and columns >= n of c are not touched.
 using GemmTileFn = void (*)(int64_t kp, const int32_t* a, const uint8_t* b, int32_t* c,
@@ -68,15 +73,15 @@ using GemmTileFn = void (*)(int64_t kp, const int32_t* a, const uint8_t* b, int3
 // gemm_s8u4_s32 has the same type with kp counting k-quads, a an A quad panel and b a B quad
 // panel: int8 x (0..15) products, of which 8 k-quads (at most 30720 in magnitude) are summed in
 // int16 lanes before widening, so nothing saturates.
-// The small-M kernel: the same contract for m <= 6 rows (the A panel's first m rows), streaming
+// The small-M kernel: the same contract for m <= MR rows (the A panel's first m rows), streaming
 // one B panel (8-bit for gemm_small_u8_s32, 4-bit for gemm_small_u4_s32) and reading each byte
 // of it once.
 using GemmSmallFn = void (*)(int64_t kp, const int32_t* a, int m, const uint8_t* b, int32_t* c,
                              int64_t ldc, int n, int accumulate);
-// Widens kp k-pairs of a 4-bit B panel (16 bytes each) to ceil(kp/2) k-quads of the B quad
-// layout (64 bytes each; an odd kp gets a zero pair).
+// Widens kp k-pairs of a 4-bit B panel (NR bytes each) to ceil(kp/2) k-quads of the B quad
+// layout (4 NR bytes each; an odd kp gets a zero pair).
 using GemmDecodeFn = void (*)(const uint8_t* b4, int64_t kp, uint8_t* out);
-// Packs one B panel: columns [0, n) (n <= 16) of the rows at b (row stride ldb bytes) into
+// Packs one B panel: columns [0, n) (n <= NR) of the rows at b (row stride ldb bytes) into
 // ceil(k/2) k-pairs at dst, and colsum[c] = sum over k of u[k][c] (wrapping; 0 for c >= n).
 // 8-bit: u = byte ^ flip (flip 0x80 turns int8 b into b + 128), k rows.
 // 4-bit: rows hold k-pairs as ONNX packs int4 along k (low nibble = even k); u = nibble ^ flip
@@ -94,7 +99,7 @@ using GemmPeakFn = int64_t (*)(int64_t iters);
 // (the last one ends at kp), so one kernel call serves per-channel weights (gp = kp) and
 // per-group weights alike.
 
-// The small-M path, fused: m <= 6 rows (the first m of an A panel) times one B panel of kp
+// The small-M path, fused: m <= MR rows (the first m of an A panel) times one B panel of kp
 // k-pairs, every group of the panel in one pass over B. linear_small_u8_s32: 8-bit B, an A panel
 // of int16 k-pairs. linear_small_u4_s32: 4-bit B, an A quad panel (int8 a', see the large-M
 // int4 path; groups then start on even k-pairs). The int32 sums of group j, S_j[r][c] = sum over its k-pairs p of
@@ -135,18 +140,18 @@ struct LinearEpilogue {
 };
 using LinearEpilogueFn = void (*)(const LinearEpilogue& e);
 
-// The large-M path with per-group weights, fused: one 6x16 block (rows < e.m of the A panel a,
+// The large-M path with per-group weights, fused: one MR x NR block (rows < e.m of the A panel a,
 // columns < e.n) over ng consecutive groups. Group j of the call (0-based) takes the A words
 // [j*gw, j*gw + (j == ng-1 ? wlast : gw)) and the matching B: linear_tile_u8_s32: int16 k-pair
-// words x an 8-bit B panel (32 bytes a k-pair); linear_tile_q4_s32: int8 k-quad words x a B
-// quad panel (64 bytes a quad, gemm_decode_q4). Each group's int32 sums are folded as the
+// words x an 8-bit B panel (2 NR bytes a k-pair); linear_tile_q4_s32: int8 k-quad words x a B
+// quad panel (4 NR bytes a quad, gemm_decode_q4). Each group's int32 sums are folded as the
 // epilogue's grouped case with ngroups = 1 at group j (e.rterm + j*rt_group; e.zb, e.cs,
 // e.ws + j*w_group): t = (j == 0 && e.t_zero ? 0.0f : t) + float(C_j) * ws_j; after the last
-// group y = t * as (+ bias) if e.finish, else t is stored. e.t has room for 16 columns a row.
+// group y = t * as (+ bias) if e.finish, else t is stored. e.t has room for NR columns a row.
 using LinearTileFn = void (*)(int64_t ng, int64_t gw, int64_t wlast, const int32_t* a,
                               const uint8_t* b, const LinearEpilogue& e);
 
-// Weight-only, small M: y[r][c] (r < m <= 6, c < n <= 16) for one B panel (8-bit:
+// Weight-only, small M: y[r][c] (r < m <= MR, c < n <= NR) for one B panel (8-bit:
 // linear_small_u8_f32, 4-bit: linear_small_u4_f32) and float rows x[r * ldx + k] (2*kp floats
 // each, zero where the packed B has padding):
 //   y = sum_j ws[j][c] * sum_{k in group j} x[r][k] * float(u[k][c] - zb[j][c])  (+ bias[c])
@@ -156,12 +161,12 @@ using LinearSmallF32Fn = void (*)(int64_t kp, int64_t gp, const float* x, int64_
                                   int64_t w_group, const float* bias, float* y, int64_t ldy,
                                   int n);
 // Weight-only, large M: k-pairs [p0, p0 + kp) of a B panel (b at the panel's start) dequantized
-// to float, 2*kp rows of 16 from out: out[k][c] = float(u[k][c] - zb[j][c]) * ws[j][c] with
+// to float, 2*kp rows of NR from out: out[k][c] = float(u[k][c] - zb[j][c]) * ws[j][c] with
 // j = (pair index) / gp the pair's group: exactly lb.dequantize's formula.
 using LinearDequantFn = void (*)(const uint8_t* b, int64_t p0, int64_t kp, int64_t gp,
                                  const int32_t* zb, const float* ws, int64_t w_group, float* out);
-// 6x16 float tile: c[r][j] (+)= sum_{k < kk} a[k*6 + r] * b[k*16 + j] for r < m, j < n
-// (accumulate != 0 adds to c). a: a float A panel of 6 rows; b: a dequantized B micro-panel.
+// MR x NR float tile: c[r][j] (+)= sum_{k < kk} a[k*MR + r] * b[k*NR + j] for r < m, j < n
+// (accumulate != 0 adds to c). a: a float A panel of MR rows; b: a dequantized B micro-panel.
 using LinearTileF32Fn = void (*)(int64_t kk, const float* a, const float* b, float* c,
                                  int64_t ldc, int m, int n, int accumulate);
 // ------------------------------------------------------------------------------ end of linear
@@ -170,6 +175,9 @@ struct KernelTable {
 #define LOWBIT_KERNEL(name, type) type name;
 #include "lowbit/kernel_list.inc"
 #undef LOWBIT_KERNEL
+  // Set by fill_gemm() with the gemm family's kernels; the linear family's kernels use the same
+  // geometry, so a path claims the two families together (runtime/dispatch.cpp checks both).
+  GemmGeometry gemm_geometry;
 };
 
 // The kernel families, in kernel_list.inc order (its LOWBIT_FAMILY markers name the same ones,

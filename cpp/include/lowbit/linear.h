@@ -31,6 +31,7 @@
 // tiles (split over threads, K never split) as in the GEMM driver.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include "lowbit/gemm.h"
 
@@ -43,14 +44,16 @@ struct LinearWeights {
   int64_t gpad = 0;       // group stride in the packed K
   int64_t ngroups = 1;
   bool grouped = false;   // per-group float formula (else per channel)
-  // Per (column, group) tables, panel-major (ceil(N/16), ngroups, 16) so that a column panel's
+  // Per (column, group) tables, panel-major (ceil(N/NR), ngroups, NR) so that a column panel's
   // entries are contiguous and stream with its weights: scale, zero point of u (zw + bias), and
   // the sum of u over the group. Columns past N: scale 1, zero 0.
   const float* ws = nullptr;
   const int32_t* zb = nullptr;
   const int32_t* cs = nullptr;
-  // Offset of (column j, a multiple of 16, group jg) in the tables; a panel's groups are 16 apart.
-  int64_t table(int64_t j, int64_t jg) const { return (j / 16) * ngroups * 16 + jg * 16; }
+  // Offset of (column j, a multiple of NR, group jg) in the tables; a panel's groups are NR apart.
+  int64_t table(int64_t j, int64_t jg, int64_t nr) const {
+    return (j / nr) * ngroups * nr + jg * nr;
+  }
   bool zb_uniform = false;  // every zb is zb[0] (symmetric weights): the kernels skip a multiply
 };
 
@@ -73,7 +76,28 @@ enum : int {
   kLinearOverflow = 4,   // dynamic uint8: a row's range overflows float32
 };
 
-// y (m x N, row stride ldy) = linear(x, W). Requires k >= 1 and N >= 1.
+// y (m x N, row stride ldy) = linear(x, W). Requires k >= 1 and N >= 1. w.b must be packed in
+// the active path's layout (else std::invalid_argument, y untouched).
 int linear_f32(const LinearInput& in, const LinearWeights& w, float* y, int64_t ldy);
+
+// A weight packed for linear_f32 on the active path, owning its memory (lb.QTensor caches it,
+// keyed by the layout): the GEMM's B of the (kpad, N) matrix W.T with every group starting at a
+// multiple of gpad (u = 0 in the gaps), and the per-(column, group) tables of LinearWeights.
+struct LinearPacked {
+  PackedBData b;
+  std::vector<float> ws;  // (ceil(N/NR), ngroups, NR) each
+  std::vector<int32_t> zb, cs;
+  int64_t kpad = 0, n = 0, k = 0, g = 0, gpad = 0, ngroups = 1;
+  int bits = 8, nr = 0;
+  bool grouped = false, zb_uniform = false;
+};
+
+// W: n rows of k values, row stride ldw bytes: int8 (is_signed) or uint8 bytes for bits 8; for
+// bits 4, ceil(k/2) bytes of nibbles packed along k (low nibble first), int4 (is_signed) or
+// uint4. scale / zp: n x ngroups (row-major) float32 scales and int32 zero points, ngroups =
+// ceil(k/g) when grouped, else 1 (g is then ignored: one group of k).
+LinearPacked linear_pack(const uint8_t* w, int64_t n, int64_t k, int64_t ldw, int bits,
+                         bool is_signed, bool grouped, int64_t g, const float* scale,
+                         const int32_t* zp);
 
 }  // namespace lowbit

@@ -5,15 +5,13 @@
 // tile_sums.h, shared with the fused linear kernels.
 #include <immintrin.h>
 
+#include "gemm_geometry.h"
 #include "lowbit/kernels.h"
 #include "tile_sums.h"
 
 namespace lowbit {
 namespace avx2 {
 namespace {
-
-constexpr int kMR = gemm_layout::kMR;
-constexpr int kNR = gemm_layout::kNR;
 
 // Writes (or adds) a 6x16 block held in 12 registers into c, rows < m and columns < n.
 // Inlined so that callers' accumulator arrays stay in registers.
@@ -289,6 +287,7 @@ void fill_gemm(KernelTable& t) {
 #define LOWBIT_KERNEL(name, type) t.name = name;
 #include "lowbit/gemm_kernels.inc"
 #undef LOWBIT_KERNEL
+  t.gemm_geometry = kGemmGeometry;
 }
 
 }  // namespace avx2

@@ -6,15 +6,13 @@
 // summation order, which a documented tolerance covers.
 #include <immintrin.h>
 
+#include "gemm_geometry.h"
 #include "lowbit/kernels.h"
 #include "tile_sums.h"
 
 namespace lowbit {
 namespace avx2 {
 namespace {
-
-constexpr int kMR = gemm_layout::kMR;
-constexpr int kNR = gemm_layout::kNR;
 
 // ---------------------------------------------------------------------------------------------
 // Small M, integer: per-group sums streaming one B panel. Like the GEMM's small-M kernel: B is

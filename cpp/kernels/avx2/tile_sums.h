@@ -25,6 +25,7 @@
 
 #include <immintrin.h>
 
+#include "gemm_geometry.h"
 #include "lowbit/kernels.h"
 
 namespace lowbit {
@@ -47,7 +48,7 @@ namespace {
 
 // Sums of a 6x16 block over kp k-pairs: int16 A pairs x 8-bit B (vpmaddwd, exact; vpaddd wraps).
 __attribute__((always_inline)) inline void pair_sums(int64_t kp, const int32_t* a,
-                                                     const uint8_t* b, __m256i (&v)[gemm_layout::kMR][2]) {
+                                                     const uint8_t* b, __m256i (&v)[kMR][2]) {
   __m256i c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51, b0, b1, av, t;
   int64_t n4 = kp / 4, rem = kp % 4;
   __asm__(
@@ -100,8 +101,8 @@ __attribute__((always_inline)) inline void pair_sums(int64_t kp, const int32_t* 
 // Sums of a 6x16 block over kq k-quads of a B quad panel: products within [-3840, 3810] a pair,
 // at most 8 quads summed in int16 lanes (|.| <= 30720), then widened by vpmaddwd with 1.
 __attribute__((always_inline)) inline void quad_sums(int64_t kq, const int32_t* a,
-                                                     const uint8_t* b, __m256i (&v)[gemm_layout::kMR][2]) {
-  for (int r = 0; r < gemm_layout::kMR; ++r) v[r][0] = v[r][1] = _mm256_setzero_si256();
+                                                     const uint8_t* b, __m256i (&v)[kMR][2]) {
+  for (int r = 0; r < kMR; ++r) v[r][0] = v[r][1] = _mm256_setzero_si256();
   const __m256i ones = _mm256_set1_epi16(1);
   for (int64_t q0 = 0; q0 < kq; q0 += 8) {
     int64_t nq = kq - q0 < 8 ? kq - q0 : 8;
@@ -127,9 +128,9 @@ __attribute__((always_inline)) inline void quad_sums(int64_t kq, const int32_t* 
           [b0] "=&x"(b0), [b1] "=&x"(b1), [av] "=&x"(av), [t] "=&x"(t)
         :
         : "cc", "memory");
-    const __m256i part[gemm_layout::kMR][2] = {{c00, c01}, {c10, c11}, {c20, c21},
+    const __m256i part[kMR][2] = {{c00, c01}, {c10, c11}, {c20, c21},
                                   {c30, c31}, {c40, c41}, {c50, c51}};
-    for (int r = 0; r < gemm_layout::kMR; ++r)
+    for (int r = 0; r < kMR; ++r)
       for (int h = 0; h < 2; ++h)
         v[r][h] = _mm256_add_epi32(v[r][h], _mm256_madd_epi16(part[r][h], ones));
   }

@@ -2,14 +2,12 @@
 // They read the packed layouts described in lowbit/kernels.h and define the results every SIMD
 // path must reproduce: exact sums of products, wrapping modulo 2**32 (done in uint32, so no
 // signed overflow is ever evaluated).
+#include "gemm_geometry.h"
 #include "lowbit/kernels.h"
 
 namespace lowbit {
 namespace scalar {
 namespace {
-
-constexpr int kMR = gemm_layout::kMR;
-constexpr int kNR = gemm_layout::kNR;
 
 // The two int16 halves of an A word.
 inline int32_t lo16(int32_t w) { return static_cast<int16_t>(static_cast<uint32_t>(w) & 0xFFFFu); }
@@ -166,6 +164,7 @@ void fill_gemm(KernelTable& t) {
 #define LOWBIT_KERNEL(name, type) t.name = name;
 #include "lowbit/gemm_kernels.inc"
 #undef LOWBIT_KERNEL
+  t.gemm_geometry = kGemmGeometry;
 }
 
 }  // namespace scalar

@@ -2,14 +2,12 @@
 // The integer sums and the float epilogue define the bits every SIMD path must reproduce (the
 // epilogue follows lowbit.reference.linear's float order: one float32 rounding per operation,
 // never fused). The weight-only kernels sum in float32 in their own order (a tolerance applies).
+#include "gemm_geometry.h"
 #include "lowbit/kernels.h"
 
 namespace lowbit {
 namespace scalar {
 namespace {
-
-constexpr int kMR = gemm_layout::kMR;
-constexpr int kNR = gemm_layout::kNR;
 
 inline int32_t lo16(int32_t w) { return static_cast<int16_t>(static_cast<uint32_t>(w) & 0xFFFFu); }
 inline int32_t hi16(int32_t w) { return static_cast<int16_t>(static_cast<uint32_t>(w) >> 16); }

@@ -139,23 +139,30 @@ inline void tile_sums(const KernelTable& t, const TileOperands& op, int64_t kwb,
   const GemmTileFn kernel = four ? t.gemm_s8u4_s32 : t.gemm_u8_s32;
   const int64_t bstep = four ? nr : 2 * nr;  // bytes a k-pair of a B panel
   if (four) decoded.resize(static_cast<size_t>(std::max<int64_t>(1, std::min(kwb, op.kw)) * 4 * nr));
+  // Loop counters instead of divisions by the (run-time) tile sizes in the inner loops.
+  const int64_t a_panels = ceil_div(i1 - i0, mr), a_step = op.kw * mr;
+  const int32_t* a0 = op.a + (i0 / mr) * a_step;  // i0 is a multiple of MR
+  const uint8_t* b0 = op.b + (j0 / nr) * op.pbytes;  // j0 is a multiple of NR
   for (int64_t k0 = 0; k0 < std::max<int64_t>(op.kw, 1); k0 += kwb) {
     const int64_t kc = std::min(kwb, op.kw - k0);
     const int64_t p0 = four ? 2 * k0 : k0;  // first k-pair of the block
     const int64_t pn = std::min(four ? 2 * kc : kc, op.kpairs - p0);
-    for (int64_t j = j0; j < j1; j += nr) {
-      const uint8_t* bp = op.b + (j / nr) * op.pbytes + p0 * bstep;
+    const uint8_t* bpanel = b0 + p0 * bstep;
+    for (int64_t j = j0; j < j1; j += nr, bpanel += op.pbytes) {
+      const uint8_t* bp = bpanel;
       const uint8_t* next = j + nr < j1 ? bp + op.pbytes : nullptr;
       if (four) {
         t.gemm_decode_q4(bp, pn, decoded.data());
         bp = decoded.data();
       }
       const int n = static_cast<int>(std::min(nr, j1 - j));
-      for (int64_t i = i0; i < i1; i += mr) {
+      int32_t* dj = d + (j - j0);
+      const int32_t* ap = a0 + k0 * mr;
+      for (int64_t ia = 0; ia < a_panels; ++ia, ap += a_step) {
+        const int64_t i = i0 + ia * mr;
         const int m = static_cast<int>(std::min(mr, i1 - i));
-        if (next) prefetch_part(next, pn * bstep, (i - i0) / mr, ceil_div(i1 - i0, mr));
-        kernel(kc, op.a + (i / mr) * op.kw * mr + k0 * mr, bp, d + (i - i0) * ld + (j - j0), ld,
-               m, n, k0 > 0);
+        if (next) prefetch_part(next, pn * bstep, ia, a_panels);
+        kernel(kc, ap, bp, dj + (i - i0) * ld, ld, m, n, k0 > 0);
       }
     }
   }

@@ -159,14 +159,17 @@ int pack_act(const KernelTable& t, const LinearInput& in, const Groups& q, bool 
   return status.load();
 }
 
-// The epilogue fields for output rows from i, columns from j and groups from jg.
+// The epilogue fields for output rows from i, columns from j = jp NR (column panel jp) and
+// groups from jg.
 LinearEpilogue epilogue_for(const LinearWeights& w, const LinearInput& in, const ActPanels& pa,
-                            int64_t nr, int64_t i, int64_t j, int64_t jg, float* y, int64_t ldy) {
+                            int64_t nr, int64_t i, int64_t jp, int64_t jg, float* y,
+                            int64_t ldy) {
+  const int64_t j = jp * nr;
   LinearEpilogue e;
   e.rterm = pa.rterm.data() + jg * pa.mpad + i;
   e.rt_group = pa.mpad;
   e.za = pa.any_za ? pa.za.data() + i : nullptr;
-  const int64_t wj = w.table(j, jg, nr);
+  const int64_t wj = w.table(jp, jg, nr);
   e.zb = w.zb_uniform ? nullptr : w.zb + wj;
   e.zb_all = w.zb[0];
   e.cs = w.cs + wj, e.ws = w.ws + wj;
@@ -204,7 +207,7 @@ void small_int(const KernelTable& t, const LinearInput& in, const LinearWeights&
     const int64_t j = p * nr;
     for (int64_t ia = 0; ia < pa.panels; ++ia) {
       const int m = static_cast<int>(std::min(mr, in.m - ia * mr));
-      LinearEpilogue e = epilogue_for(w, in, pa, nr, ia * mr, j, 0, y, ldy);
+      LinearEpilogue e = epilogue_for(w, in, pa, nr, ia * mr, p, 0, y, ldy);
       e.m = m;
       e.n = static_cast<int>(std::min(nr, n_all - j));
       e.ngroups = static_cast<int>(q.ngroups);
@@ -251,7 +254,7 @@ void large_int(const KernelTable& t, const LinearInput& in, const LinearWeights&
     if (!w.grouped) {
       std::vector<int32_t> sc(static_cast<size_t>((i1 - i0) * ld));
       tile_sums(t, op, kwb, i0, i1, j0, j1, sc.data(), ld, decoded);
-      LinearEpilogue e = epilogue_for(w, in, pa, nr, i0, j0, 0, y, ldy);
+      LinearEpilogue e = epilogue_for(w, in, pa, nr, i0, j0 / nr, 0, y, ldy);
       e.m = static_cast<int>(i1 - i0), e.n = static_cast<int>(ld);
       e.s = sc.data(), e.lds = ld;
       t.linear_epilogue_s32(e);
@@ -268,22 +271,25 @@ void large_int(const KernelTable& t, const LinearInput& in, const LinearWeights&
       const bool last = jg0 + ng == q.ngroups;
       const int64_t w0 = jg0 * gw, wlast = last ? kw - (q.ngroups - 1) * gw : gw;
       const int64_t pp0 = jg0 * q.gp, pn = last ? q.kp - pp0 : ng * q.gp;
-      for (int64_t j = j0; j < j1; j += nr) {
-        const uint8_t* bp = w.b.data + (j / nr) * pbytes + pp0 * bstep;
+      const int64_t a_panels = ceil_div(i1 - i0, mr);
+      for (int64_t j = j0, jp = j0 / nr; j < j1; j += nr, ++jp) {
+        const uint8_t* bp = w.b.data + jp * pbytes + pp0 * bstep;
         const uint8_t* next = j + nr < j1 ? bp + pbytes : nullptr;
         if (four) {
           t.gemm_decode_q4(bp, pn, decoded.data());
           bp = decoded.data();
         }
-        for (int64_t i = i0; i < i1; i += mr) {
-          if (next) prefetch_part(next, pn * bstep, (i - i0) / mr, ceil_div(i1 - i0, mr));
-          LinearEpilogue e = epilogue_for(w, in, pa, nr, i, j, jg0, y, ldy);
+        const int32_t* ap = pa.panel(i0 / mr) + w0 * mr;
+        for (int64_t ia = 0; ia < a_panels; ++ia, ap += kw * mr) {
+          const int64_t i = i0 + ia * mr;
+          if (next) prefetch_part(next, pn * bstep, ia, a_panels);
+          LinearEpilogue e = epilogue_for(w, in, pa, nr, i, jp, jg0, y, ldy);
           e.m = static_cast<int>(std::min(mr, i1 - i));
           e.n = static_cast<int>(std::min(nr, j1 - j));
           e.t = tb.data() + (i - i0) * ldt + (j - j0), e.ldt = ldt;
           e.t_zero = jg0 == 0;
           e.finish = last;
-          tile_fn(ng, gw, wlast, pa.panel(i / mr) + w0 * mr, bp, e);
+          tile_fn(ng, gw, wlast, ap, bp, e);
         }
       }
     }
@@ -321,7 +327,7 @@ void small_f32(const KernelTable& t, const LinearInput& in, const LinearWeights&
     for (int64_t i = 0; i < in.m; i += mr) {
       const int m = static_cast<int>(std::min(mr, in.m - i));
       kernel(q.kp, q.gp, xp.data() + i * ldx, ldx, m, w.b.data + p * pbytes,
-             w.zb + w.table(j, 0, nr), w.ws + w.table(j, 0, nr), nr,
+             w.zb + w.table(p, 0, nr), w.ws + w.table(p, 0, nr), nr,
              in.bias ? in.bias + j : nullptr, y + i * ldy + j, ldy, n);
     }
   });
@@ -354,13 +360,14 @@ void large_f32(const KernelTable& t, const LinearInput& in, const LinearWeights&
     std::vector<float> bf(static_cast<size_t>(kKCF * 2 * nr));
     for (int64_t p0 = 0; p0 < q.kp; p0 += kKCF) {
       const int64_t kc = std::min(kKCF, q.kp - p0);
-      for (int64_t j = j0; j < j1; j += nr) {
-        dequant(w.b.data + (j / nr) * pbytes, p0, kc, q.gp, w.zb + w.table(j, 0, nr),
-                w.ws + w.table(j, 0, nr), nr, bf.data());
+      for (int64_t j = j0, jp = j0 / nr; j < j1; j += nr, ++jp) {
+        dequant(w.b.data + jp * pbytes, p0, kc, q.gp, w.zb + w.table(jp, 0, nr),
+                w.ws + w.table(jp, 0, nr), nr, bf.data());
         const int n = static_cast<int>(std::min(nr, j1 - j));
-        for (int64_t i = i0; i < i1; i += mr) {
+        const float* ap = a.get() + (i0 / mr) * kk * mr + 2 * p0 * mr;
+        for (int64_t i = i0; i < i1; i += mr, ap += kk * mr) {
           const int m = static_cast<int>(std::min(mr, i1 - i));
-          t.linear_tile_f32(2 * kc, a.get() + (i / mr) * kk * mr + 2 * p0 * mr, bf.data(),
+          t.linear_tile_f32(2 * kc, ap, bf.data(),
                             y + i * ldy + j, ldy, m, n, p0 > 0);
         }
       }

@@ -50,10 +50,9 @@ struct LinearWeights {
   const float* ws = nullptr;
   const int32_t* zb = nullptr;
   const int32_t* cs = nullptr;
-  // Offset of (column j, a multiple of NR, group jg) in the tables; a panel's groups are NR apart.
-  int64_t table(int64_t j, int64_t jg, int64_t nr) const {
-    return (j / nr) * ngroups * nr + jg * nr;
-  }
+  // Offset of (column panel jp of NR columns, group jg) in the tables; a panel's groups are NR
+  // apart.
+  int64_t table(int64_t jp, int64_t jg, int64_t nr) const { return (jp * ngroups + jg) * nr; }
   bool zb_uniform = false;  // every zb is zb[0] (symmetric weights): the kernels skip a multiply
 };
 

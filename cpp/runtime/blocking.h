@@ -118,13 +118,13 @@ inline uint32_t put_quads(const uint8_t* g, int64_t n, bool is_signed, int32_t* 
 
 // The tile driver of the tiled integer paths (the GEMM's large M, linear's per-channel large M):
 // the raw int32 sums of output rows [i0, i1) x columns [j0, j1) over all of K into d (row
-// stride ld). a: A panels (MR rows, kw words a row: int16 k-pairs against 8-bit B, int8 k-quads
-// against 4-bit B); b: the packed B (kpairs k-pairs a panel, panel_bytes apart). K runs in
+// stride ld). a: A panels (MR rows, kw words a row: int16 k-pairs or int8 k-quads, op.quads); b: the packed B (kpairs k-pairs a panel, panel_bytes apart). K runs in
 // blocks of kwb words; inside a block, B micro-panels (4-bit: decoded to quads first), then A
 // panels, the next micro-panel prefetched a slice per A panel.
 struct TileOperands {
   const int32_t* a = nullptr;
   int64_t kw = 0;
+  bool quads = false;  // A words are k-quads (4-bit B, or the geometry's a8 = 4), else k-pairs
   const uint8_t* b = nullptr;
   int bits = 8;
   int64_t kpairs = 0, pbytes = 0;
@@ -135,7 +135,7 @@ inline void tile_sums(const KernelTable& t, const TileOperands& op, int64_t kwb,
                       std::vector<uint8_t>& decoded) {
   const GemmGeometry& g = t.gemm_geometry;
   const int64_t mr = g.mr, nr = g.nr;
-  const bool four = op.bits == 4;
+  const bool four = op.bits == 4, quads = op.quads;
   const GemmTileFn kernel = four ? t.gemm_s8u4_s32 : t.gemm_u8_s32;
   const int64_t bstep = four ? nr : 2 * nr;  // bytes a k-pair of a B panel
   if (four) decoded.resize(static_cast<size_t>(std::max<int64_t>(1, std::min(kwb, op.kw)) * 4 * nr));
@@ -145,8 +145,8 @@ inline void tile_sums(const KernelTable& t, const TileOperands& op, int64_t kwb,
   const uint8_t* b0 = op.b + (j0 / nr) * op.pbytes;  // j0 is a multiple of NR
   for (int64_t k0 = 0; k0 < std::max<int64_t>(op.kw, 1); k0 += kwb) {
     const int64_t kc = std::min(kwb, op.kw - k0);
-    const int64_t p0 = four ? 2 * k0 : k0;  // first k-pair of the block
-    const int64_t pn = std::min(four ? 2 * kc : kc, op.kpairs - p0);
+    const int64_t p0 = quads ? 2 * k0 : k0;  // first k-pair of the block
+    const int64_t pn = std::min(quads ? 2 * kc : kc, op.kpairs - p0);
     const uint8_t* bpanel = b0 + p0 * bstep;
     for (int64_t j = j0; j < j1; j += nr, bpanel += op.pbytes) {
       const uint8_t* bp = bpanel;

@@ -111,7 +111,9 @@ struct Tables {
       e.fill(t);
       // A path that fills the GEMM family states its geometry with it.
       const GemmGeometry& g = t.gemm_geometry;
-      if (g.mr <= 0 || g.nr <= 0 || g.nr % 2 || g.kb != 2 || g.kc <= 0 || !g.layout[0])
+      auto k24 = [](int v) { return v == 2 || v == 4; };
+      if (g.mr <= 0 || g.nr <= 0 || g.nr % 2 || !k24(g.kb) || !k24(g.a8) || !k24(g.a4) ||
+          g.kc <= 0 || g.kc % 2 || !g.layout[0])
         throw std::logic_error(std::string("lowbit: bad GEMM geometry for ISA ") + e.name);
       std::vector<Isa> src;
       size_t slot = 0;

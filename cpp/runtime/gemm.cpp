@@ -119,7 +119,9 @@ void gemm_small(const KernelTable& t, const GemmA& a, const PackedB& b, const Ge
                 const Output& out) {
   const GemmGeometry& g = t.gemm_geometry;
   const int64_t mr = g.mr, nr = g.nr;
-  const PackedA pa = pack_a(g, a, false);
+  const bool quads = (b.bits == 8 ? g.a8 : g.a4) == 4;
+  const int32_t a_off = quads && !a.is_signed ? 128 : 0;
+  const PackedA pa = pack_a(g, a, false, quads);
   const int64_t pbytes = panel_bytes(g, b.k, b.bits);
   const GemmSmallFn kernel = b.bits == 8 ? t.gemm_small_u8_s32 : t.gemm_small_u4_s32;
   each_panel_chunk(ceil_div(b.n, nr), [&](int64_t p0, int64_t p1) {
@@ -134,25 +136,26 @@ void gemm_small(const KernelTable& t, const GemmA& a, const PackedB& b, const Ge
                d.p + ia * mr * d.ld + (p * nr - j0), d.ld, n, 0);
       }
     }
-    correct(b, zp, pa.rowsum.get(), 0, 0, a.m, j0, j1, d.p, d.ld);
+    correct(b, zp, pa.rowsum.get(), a_off, 0, a.m, j0, j1, d.p, d.ld);
     finish(out, d, 0, a.m, j0, j1);
   });
 }
 
 // M > kSmallM: A packed once into MR-row panels; output tiles split over threads, each run by
-// the shared tile driver (blocking.h) in K blocks of kc k-pairs. 8-bit B: int16 A pairs x the
-// stored panel (read in place). 4-bit B: int8 A quads x a B micro-panel decoded to quads.
+// the shared tile driver (blocking.h) in K blocks of kc k-pairs. 8-bit B: A words (the
+// geometry's a8) x the stored panel (read in place). 4-bit B: int8 A quads x a B micro-panel
+// decoded to quads.
 void gemm_large(const KernelTable& t, const GemmA& a, const PackedB& b, const GemmZeroPoints& zp,
                 const Output& out) {
   const GemmGeometry& g = t.gemm_geometry;
-  const bool four = b.bits == 4;
-  const int32_t a_off = four && !a.is_signed ? 128 : 0;
-  const PackedA pa = pack_a(g, a, true, four);
+  const bool quads = b.bits == 4 || g.a8 == 4;  // A words: int8 k-quads of a', else k-pairs
+  const int32_t a_off = quads && !a.is_signed ? 128 : 0;
+  const PackedA pa = pack_a(g, a, true, quads);
   TileOperands op;
-  op.a = pa.data.get(), op.kw = pa.kw;
+  op.a = pa.data.get(), op.kw = pa.kw, op.quads = quads;
   op.b = b.data, op.bits = b.bits;
   op.kpairs = ceil_div(b.k, 2), op.pbytes = panel_bytes(g, b.k, b.bits);
-  const int64_t kwb = four ? g.kc / 2 : g.kc;  // words a K block (kc k-pairs either way)
+  const int64_t kwb = quads ? g.kc / 2 : g.kc;  // words a K block (kc k-pairs either way)
   const Tiling tl = tiling(g, a.m, b.n);
   parallel_for(tl.count, [&](int64_t q) {
     const int64_t i0 = (q / tl.tn) * tl.mc, i1 = std::min(a.m, i0 + tl.mc);
@@ -251,16 +254,17 @@ void gemm_unpack_b(const PackedB& b, uint8_t* out) {
     throw std::invalid_argument(std::string("no ISA path of this build packs in layout '") +
                                 b.layout + "'");
   const int64_t nr = gp->nr, pbytes = panel_bytes(*gp, b.k, b.bits);
+  const int64_t kb = gp->kb;
   for (int64_t k = 0; k < b.k; ++k) {
-    const int64_t pair = k / 2, t = k % 2;
+    const int64_t grp = k / kb, t = k % kb;
     for (int64_t j = 0; j < b.n; ++j) {
       const uint8_t* panel = b.data + (j / nr) * pbytes;
       const int64_t c = j % nr;
       int32_t u;
       if (b.bits == 8) {
-        u = panel[pair * 2 * nr + 2 * c + t];  // byte 2c+t of the k-pair
-      } else {  // byte 2(c mod NR/2)+t: column c < NR/2 in the low nibble, the others high
-        const uint8_t byte = panel[pair * nr + 2 * (c % (nr / 2)) + t];
+        u = panel[grp * kb * nr + kb * c + t];  // byte kb c + t of the k-group
+      } else {  // byte kb (c mod NR/2) + t: column c < NR/2 in the low nibble, the others high
+        const uint8_t byte = panel[grp * kb * nr / 2 + kb * (c % (nr / 2)) + t];
         u = c < nr / 2 ? byte & 15 : byte >> 4;
       }
       out[k * b.n + j] = static_cast<uint8_t>(u - b.bias);

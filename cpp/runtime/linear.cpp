@@ -89,6 +89,7 @@ struct ActPanels {
   std::vector<int32_t> za;          // [row]: za' = zero point - off
   std::vector<float> as;            // [row]: scale
   int64_t panels = 0, kw = 0, mpad = 0, mr = 0;
+  bool quads = false;
   bool any_za = false;
   const int32_t* panel(int64_t p) const { return data.get() + p * kw * mr; }
 };
@@ -101,6 +102,7 @@ int pack_act(const KernelTable& t, const LinearInput& in, const Groups& q, bool 
   const int64_t step = quads ? 4 : 2;
   const int64_t mr = t.gemm_geometry.mr;
   pa.mr = mr;
+  pa.quads = quads;
   pa.panels = ceil_div(in.m, mr);
   pa.mpad = pa.panels * mr;
   pa.kw = ceil_div(q.kpad, step);
@@ -226,18 +228,18 @@ void large_int(const KernelTable& t, const LinearInput& in, const LinearWeights&
                const Groups& q, const ActPanels& pa, float* y, int64_t ldy) {
   const GemmGeometry& g = t.gemm_geometry;
   const int64_t mr = g.mr, nr = g.nr;
-  const bool four = w.b.bits == 4;
+  const bool four = w.b.bits == 4, quads = pa.quads;
   const int64_t n_all = w.b.n;
   const int64_t pbytes = panel_bytes(g, q.kpad, w.b.bits);
-  const int64_t kw = pa.kw;                  // A words a row: k-pairs, or k-quads for 4-bit
-  const int64_t kwc = four ? g.kc / 2 : g.kc;  // words a K block (kc k-pairs either way)
+  const int64_t kw = pa.kw;                  // A words a row: k-pairs, or k-quads
+  const int64_t kwc = quads ? g.kc / 2 : g.kc;  // words a K block (kc k-pairs either way)
   // words and k-pairs a group (the last group takes what is left)
-  const int64_t gw = q.ngroups == 1 ? kw : (four ? q.gpad / 4 : q.gpad / 2);
+  const int64_t gw = q.ngroups == 1 ? kw : (quads ? q.gpad / 4 : q.gpad / 2);
   const LinearTileFn tile_fn = four ? t.linear_tile_q4_s32 : t.linear_tile_u8_s32;
   const Tiling tl = tiling(g, in.m, n_all);
   const int64_t bstep = four ? nr : 2 * nr;  // bytes a k-pair of a B panel
   TileOperands op;
-  op.a = pa.data.get(), op.kw = kw;
+  op.a = pa.data.get(), op.kw = kw, op.quads = quads;
   op.b = w.b.data, op.bits = w.b.bits;
   op.kpairs = q.kp, op.pbytes = pbytes;
   parallel_for(tl.count, [&](int64_t tile) {
@@ -466,7 +468,8 @@ int linear_f32(const LinearInput& in, const LinearWeights& w, float* y, int64_t 
     return 0;
   }
   ActPanels pa;
-  const int status = pack_act(t, in, q, w.b.bits == 4, !small, pa);
+  // A words: int8 k-quads against 4-bit B and where the path's 8-bit kernels take them.
+  const int status = pack_act(t, in, q, w.b.bits == 4 || t.gemm_geometry.a8 == 4, !small, pa);
   if (status) return status;
   if (small) {
     small_int(t, in, w, q, pa, y, ldy);

@@ -57,10 +57,16 @@ using UnpackVertFn = void (*)(const uint8_t* p, int64_t n, uint8_t* lo, uint8_t*
 //    a' = a - 128 for uint8 a (the driver corrects with the zero point), a' = a for int8 a.
 //  - B quad panel: NR columns of u in 0..15; for quad q, 4 NR bytes: byte 4c+i = u[4q+i][c] for
 //    columns 0..NR/2-1, then the same for columns NR/2..NR-1 (one byte each, high nibble 0).
+// A path may also keep k in quads (kb = 4; VNNI's vpdpbusd sums 4 products): the B panels then
+// hold, for k-quad q, 4 NR bytes (8-bit: byte 4c+i = u[4q+i][c]) or 2 NR bytes (4-bit: byte
+// 4(c mod NR/2)+i holds u[4q+i][c], low nibble for c < NR/2, high for the others), and A words
+// against 8-bit B may be k-quads of int8 a' (a8 = 4) instead of int16 k-pairs (a8 = 2).
 struct GemmGeometry {
   int mr = 0;  // rows of the register tile and of an A panel (the words of an A k-group)
   int nr = 0;  // columns of the tile and of a B panel
-  int kb = 0;  // consecutive k a B panel keeps together per column (2: k-pairs)
+  int kb = 0;  // consecutive k a B panel keeps together per column: 2 (k-pairs) or 4 (k-quads)
+  int a8 = 0;  // k an A word holds against 8-bit B: 2 (int16 k-pairs) or 4 (int8 k-quads of a')
+  int a4 = 0;  // ... in gemm_small_u4_s32 (4-bit B, small M); every other 4-bit kernel: quads
   int kc = 0;  // K block of the tiled paths, in k-pairs: a B micro-panel stays in L1
   char layout[16] = {};  // the B panel layout's name, recorded by lb.PackedMatrix
 };

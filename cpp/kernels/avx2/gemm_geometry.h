@@ -12,7 +12,8 @@ constexpr int kNR = 16;  // columns of the tile / a B panel
 // k-pairs; a B micro-panel of kKC pairs (8 KiB of 8-bit B, or of 4-bit B decoded to quads) stays
 // in L1 while it meets every A panel of an output tile.
 constexpr int kKC = 256;
-constexpr GemmGeometry kGemmGeometry{kMR, kNR, 2, kKC, "k2n16"};
+// B in k-pairs; A words int16 k-pairs against 8-bit B and in the small-M 4-bit kernel.
+constexpr GemmGeometry kGemmGeometry{kMR, kNR, 2, 2, 2, kKC, "k2n16"};
 
 }  // namespace avx2
 }  // namespace lowbit

@@ -20,6 +20,10 @@ except ImportError:  # pragma: no cover
 
 
 class QDType(NamedTuple):
+    """One quantized dtype: its range, its unpacked NumPy storage and its width in bits.
+
+    This table (``DTYPES``) is the only place in the package that knows these numbers."""
+
     name: str
     qmin: int
     qmax: int
@@ -29,6 +33,17 @@ class QDType(NamedTuple):
     @property
     def signed(self) -> bool:
         return self.qmin < 0
+
+    @property
+    def qmax_sym(self) -> int:
+        """API.md's ``qmax_sym`` of symmetric calibration: 127 (int8, uint8) or 7 (int4,
+        uint4)."""
+        return (1 << (self.bits - 1)) - 1
+
+    @property
+    def zero_point_sym(self) -> int:
+        """The zero point of symmetric calibration: 0 (signed), 128 (uint8) or 8 (uint4)."""
+        return 0 if self.signed else 1 << (self.bits - 1)
 
 
 DTYPES = {
@@ -276,7 +291,7 @@ def dequant_spec(q, scale, zero_point, axis, group_size, packed, n) -> DequantSp
         if qa.dtype not in (np.int8, np.uint8):
             raise TypeError(f"q must be an int8 or uint8 array, got dtype {qa.dtype}")
         kind = 0 if qa.dtype == np.int8 else 1
-        lo, hi = (-128, 127) if kind == 0 else (0, 255)
+        dt = DTYPES[qa.dtype.name]
         shape = qa.shape
     else:
         if packed not in ("int4", "uint4"):
@@ -287,12 +302,12 @@ def dequant_spec(q, scale, zero_point, axis, group_size, packed, n) -> DequantSp
         if qa.ndim == 0:
             raise ValueError("packed q must have at least one dimension")
         kind = 2 if packed == "int4" else 3
-        lo, hi = (-8, 7) if kind == 2 else (0, 15)
+        dt = DTYPES[packed]
         shape = qa.shape[:-1] + (unpacked_length(qa.shape[-1], n),)
     gran = granularity(shape, axis, group_size)
     s = scale_array(scale, gran)
     what = f"the range of q's storage dtype {packed or qa.dtype}"
-    z = zero_point_array(zero_point, gran, lo, hi, what)
+    z = zero_point_array(zero_point, gran, dt.qmin, dt.qmax, what)
     return DequantSpec(np.asarray(qa, order="C"), kind, shape, gran, s, z)
 
 
@@ -345,14 +360,21 @@ def expand(param: np.ndarray, shape: Tuple[int, ...], gran: Granularity) -> np.n
     return np.take(full, np.arange(shape[a]), axis=a)
 
 
-def int4_input(q: Any) -> Tuple[np.ndarray, int]:
+def int4_input(q: Any) -> Tuple[np.ndarray, QDType]:
+    """The input of pack_int4 and its 4-bit dtype: int8 holds int4, uint8 holds uint4."""
     qa = np.asarray(q)
     if qa.dtype == np.int8:
-        return qa, 8
+        return qa, DTYPES["int4"]
     if qa.dtype == np.uint8:
-        return qa, 0
+        return qa, DTYPES["uint4"]
     raise TypeError(f"q must be int8 (int4 values -8..7) or uint8 (uint4 values 0..15), "
                     f"got dtype {qa.dtype}")
+
+
+def pack_int4_range_error(qa: np.ndarray, dt: QDType) -> ValueError:
+    """The error of pack_int4 for values outside ``dt``'s range (``qa`` holds some)."""
+    return ValueError(f"pack_int4 needs values in {dt.qmin}..{dt.qmax} for {qa.dtype}; "
+                      f"got values in {qa.min()}..{qa.max()}")
 
 
 def packed_input(packed: Any) -> np.ndarray:

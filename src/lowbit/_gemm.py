@@ -13,16 +13,9 @@ from typing import Any, NamedTuple, Tuple
 import numpy as np
 
 from . import _core
+from ._checks import DTYPES
 
 __all__ = ["PackedMatrix", "matmul_int", "matmul_int4", "pack_matrix"]
-
-# name: (qmin, qmax, bits)
-_RANGES = {
-    "int8": (-128, 127, 8),
-    "uint8": (0, 255, 8),
-    "int4": (-8, 7, 4),
-    "uint4": (0, 15, 4),
-}
 
 # ----------------------------------------------------------------------------------------------
 # Validation (shared with lowbit.reference)
@@ -96,7 +89,7 @@ def check_zero_point(zp: Any, name: str, length: int, what: str, dtype: str) -> 
 
     ``what`` names the per-element dimension ("M" or "N"); values must lie in dtype's range.
     """
-    lo, hi, _ = _RANGES[dtype]
+    lo, hi = DTYPES[dtype].qmin, DTYPES[dtype].qmax
     if type(zp) is int:  # the common case, without NumPy's per-call overhead (bool excluded)
         if not lo <= zp <= hi:
             raise ValueError(f"{name} values must lie in [{lo}, {hi}] ({dtype}), got {zp}")
@@ -178,7 +171,7 @@ class PackedMatrix:
     shape = property(lambda self: self._shape)
     dtype = property(lambda self: self._dtype)
     layout = property(lambda self: self._layout)
-    bits = property(lambda self: _RANGES[self._dtype][2])
+    bits = property(lambda self: DTYPES[self._dtype].bits)
     nbytes = property(lambda self: int(self._data.nbytes + self._colsum.nbytes))
 
     def __repr__(self) -> str:
@@ -269,8 +262,8 @@ def pack_matrix(b, *, dtype=None, k=None) -> PackedMatrix:
     >>> lb.matmul_int(np.ones((1, 4), np.int8), w)
     array([[18, 22, 26]], dtype=int32)
     """
-    if dtype is not None and dtype not in _RANGES:
-        raise ValueError(f"dtype must be one of {sorted(_RANGES)} or None, got {dtype!r}")
+    if dtype is not None and dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(DTYPES)} or None, got {dtype!r}")
     if dtype in ("int4", "uint4"):
         bp = check_b_packed(b)
         return _pack4(bp, check_k4(k, bp.shape[0]), dtype == "int4")

@@ -219,16 +219,15 @@ def pack_int4(q, *, axis=-1):
     >>> lb.pack_int4(np.array([1, -1, 7], np.int8))
     array([241,   7], dtype=uint8)
     """
-    qa, bias = _checks.int4_input(q)
+    qa, dt = _checks.int4_input(q)
     a = _checks.normalize_axis(axis, qa.ndim)
     qc = np.asarray(qa, order="C")
     shape = qc.shape
     outer, L, inner = int(np.prod(shape[:a])), shape[a], int(np.prod(shape[a + 1:]))
     out = np.empty(shape[:a] + ((L + 1) // 2,) + shape[a + 1:], np.uint8)
-    if _core.pack_int4(qc.view(np.uint8), outer, L, inner, bias, out):
-        lo, hi = (-8, 7) if bias else (0, 15)
-        raise ValueError(f"pack_int4 needs values in {lo}..{hi} for {qa.dtype}; "
-                         f"got values in {qa.min()}..{qa.max()}")
+    # bias = -qmin: 8 for int4 input, 0 for uint4 (lowbit/kernels.h); the kernel checks the range
+    if _core.pack_int4(qc.view(np.uint8), outer, L, inner, -dt.qmin, out):
+        raise _checks.pack_int4_range_error(qa, dt)
     return out
 
 

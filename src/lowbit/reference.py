@@ -91,12 +91,10 @@ def fake_quantize_grad(x, grad, scale, zero_point=None, *, dtype="int8", axis=No
 
 def pack_int4(q, *, axis=-1):
     """Two 4-bit values a byte along ``axis``: element 2i in the low nibble, 2i+1 in the high."""
-    qa, bias = _checks.int4_input(q)
+    qa, dt = _checks.int4_input(q)
     a = _checks.normalize_axis(axis, qa.ndim)
-    lo, hi = (-8, 7) if bias else (0, 15)
-    if qa.size and (qa.min() < lo or qa.max() > hi):
-        raise ValueError(f"pack_int4 needs values in {lo}..{hi} for {qa.dtype}; "
-                         f"got values in {qa.min()}..{qa.max()}")
+    if qa.size and (qa.min() < dt.qmin or qa.max() > dt.qmax):
+        raise _checks.pack_int4_range_error(qa, dt)
     v = np.moveaxis(qa, a, -1).astype(np.uint8) & 0x0F
     if v.shape[-1] % 2:
         v = np.concatenate([v, np.zeros(v.shape[:-1] + (1,), np.uint8)], axis=-1)
@@ -160,7 +158,7 @@ def qparams_from_range(lo, hi, dt, symmetric):
         raise ValueError("the range of x is too wide: it overflows float32")
     with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
         if symmetric:
-            qmax_sym = _F32(127 if dt.bits == 8 else 7)
+            qmax_sym = _F32(dt.qmax_sym)
             absmax = np.maximum(np.abs(lo), np.abs(hi))
             scale = (absmax / qmax_sym).astype(np.float32)
         else:
@@ -171,7 +169,7 @@ def qparams_from_range(lo, hi, dt, symmetric):
             raise ValueError("the range of x is too wide: its scale overflows float32")
         scale = np.where(scale < tiny, _F32(1.0), scale).astype(np.float32)
         if symmetric:
-            zp = np.full(scale.shape, 0 if dt.signed else (128 if dt.bits == 8 else 8))
+            zp = np.full(scale.shape, dt.zero_point_sym)
         else:
             zp = np.clip(np.rint(_F32(dt.qmin) - lo / scale), dt.qmin, dt.qmax)
     return scale, zp.astype(dt.storage)

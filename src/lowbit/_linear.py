@@ -16,7 +16,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import _core, _gemm
-from ._linear_checks import linear_spec
+from ._checks_linear import linear_spec
 from ._quant import pack_int4
 
 __all__ = ["linear"]

@@ -15,8 +15,8 @@ from typing import Any, Callable, Hashable
 
 import numpy as np
 
-from . import _checks
-from . import _quant  # (module import: lowbit.reference imports this file while _quant loads)
+from . import _checks, _quant
+from ._bases import QTensorBase
 
 __all__ = ["QTensor", "load", "FORMAT_NAME", "FORMAT_VERSION"]
 
@@ -32,7 +32,7 @@ def _frozen(arr: np.ndarray) -> np.ndarray:
     return arr
 
 
-class QTensor:
+class QTensor(QTensorBase):
     """A quantized tensor: integer data, float32 scales and zero points.
 
     Made by :meth:`QTensor.quantize` (or :func:`lowbit.load`); the constructor takes the

@@ -33,7 +33,7 @@ import numpy as np
 
 from . import _checks
 from . import reference as _ref
-from ._linear_checks import group_slices, linear_spec
+from ._checks_linear import group_slices, linear_spec
 
 __all__ = ["linear", "dynamic_act_qparams", "WEIGHT_ONLY_RTOL"]
 

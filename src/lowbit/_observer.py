@@ -30,8 +30,7 @@ import operator
 
 import numpy as np
 
-from . import _checks, _quant
-from . import reference as _ref
+from . import _calib, _checks, _quant
 
 __all__ = ["Observer"]
 
@@ -251,7 +250,7 @@ class Observer:
                 lo, hi = self._hist_percentile(100.0 - p), self._hist_percentile(p)
         else:
             lo, hi = self._mse_range(dt)
-        scale, zp = _ref.qparams_from_range(lo, hi, dt, self.symmetric)
+        scale, zp = _calib.qparams_from_range(lo, hi, dt, self.symmetric)
         shape = (1,) if self.axis is None else (self._channels,)
         return _checks.QParams(scale.astype(np.float32).reshape(shape),
                                zp.astype(dt.storage).reshape(shape), dt.name,
@@ -300,8 +299,8 @@ class Observer:
         weights = self._hist.astype(np.float64)
         c = centres.shape[0]
         best_err = best_r = None
-        for r in _ref.calibration_candidates():
-            scale, zp = _ref.qparams_from_range(self._min * r, self._max * r, dt, self.symmetric)
+        for r in _calib.calibration_candidates():
+            scale, zp = _calib.qparams_from_range(self._min * r, self._max * r, dt, self.symmetric)
             fq = _quant.fake_quantize(centres, scale.reshape(c), zp.reshape(c), dtype=dt.name,
                                       axis=0)
             err = (((fq.astype(np.float64) - centres) ** 2) * weights).sum(axis=1)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _checks, _core
-from . import reference as _ref
+from . import _calib, _checks, _core
 from ._checks import QParams
 
 _F32 = np.float32
@@ -311,13 +310,10 @@ def calibrate(x, dtype="int8", *, symmetric=True, axis=None, group_size=None, me
         mx[:] = 0
     lo, hi = mn.reshape(gran.scale_shape), mx.reshape(gran.scale_shape)
     if method == "mse":
-        return _ref._mse_search(xf, lo, hi, dt, gran, symmetric, fake_quantize)
+        return _calib.mse_search(xf, lo, hi, dt, gran, symmetric, fake_quantize)
     if method == "percentile":
-        lo, hi = _ref._range(xf, gran, method, percentile, symmetric)
-        if hi is None:
-            hi = lo
-    scale, zp = _ref.qparams_from_range(lo, hi, dt, symmetric)
-    return _checks.make_qparams(scale, zp, dt, gran)
+        lo, hi = _calib.slot_range(xf, gran, method, percentile, symmetric)
+    return _calib.from_range(lo, hi, dt, gran, symmetric)
 
 
 __all__ = ["quantize", "dequantize", "fake_quantize", "fake_quantize_grad", "pack_int4",

@@ -14,7 +14,7 @@ import numpy as np
 from ._bases import PackedBase
 from ._checks_gemm import (check_a, check_b, check_b_packed, check_k4, check_operands,
                            check_packed4, dtype_name)
-from . import reference as _ref
+from ._reference_quant import unpack_int4
 
 __all__ = ["matmul_int", "matmul_int4"]
 
@@ -50,7 +50,7 @@ def matmul_int4(a, b_packed, *, k=None, signed=True, a_zero_point=0, b_zero_poin
     else:
         bp = check_b_packed(b_packed)
         kk = check_k4(k, bp.shape[0])
-        b = _ref.unpack_int4(bp, axis=0, n=kk, signed=bool(signed))
+        b = unpack_int4(bp, axis=0, n=kk, signed=bool(signed))
     if a.shape[-1] != kk:
         raise ValueError(f"a must have K = {kk} columns to match b_packed (k={kk}), got shape "
                          f"{a.shape}")

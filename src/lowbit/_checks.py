@@ -1,7 +1,9 @@
 """Argument normalisation and validation shared by the compiled API and ``lowbit.reference``.
 
-Everything here is about shapes, dtypes and ranges; no arithmetic on the data. Both
-implementations raise the same errors because both go through these helpers.
+Everything here is about shapes, dtypes and ranges; no arithmetic on the data (the NaN and
+finiteness checks only read it). Both implementations raise the same errors because both go
+through these helpers. The argument checks of the integer products are in ``_checks_gemm``,
+those of ``linear`` in ``_checks_linear``.
 """
 
 from __future__ import annotations
@@ -119,11 +121,16 @@ def aligned_c(arr: Any, dtype: Any) -> np.ndarray:
     return np.require(arr, dtype, ("C", "A"))
 
 
-def normalize_axis(axis: Any, ndim: int, name: str = "axis") -> int:
+def axis_index(axis: Any, name: str = "axis") -> int:
+    """``axis`` as an int (any integer type), else TypeError; the range is not checked."""
     try:
-        a = operator.index(axis)
+        return operator.index(axis)
     except TypeError:
         raise TypeError(f"{name} must be an integer or None, got {axis!r}") from None
+
+
+def normalize_axis(axis: Any, ndim: int, name: str = "axis") -> int:
+    a = axis_index(axis, name)
     if not -ndim <= a < ndim:
         raise AxisError(a, ndim, name)
     return a % ndim
@@ -236,6 +243,54 @@ def zero_point_array(zp: Any, gran: Granularity, lo: int, hi: int, what: str) ->
         raise ValueError(f"zero_point must lie in {lo}..{hi} ({what}); "
                          f"got values in {z.min()}..{z.max()}")
     return aligned_c(z.reshape(gran.scale_shape), np.int32)
+
+
+def nan_error() -> ValueError:
+    """The error of a NaN in ``x`` (quantize, fake_quantize, linear with a static scale)."""
+    return ValueError("x contains NaN")
+
+
+def nonfinite_error(purpose: str) -> ValueError:
+    """The error of a NaN or an infinity in ``x`` where ``purpose`` ("calibration", "dynamic
+    activation quantization") needs finite values."""
+    return ValueError(f"x contains NaN or infinity; {purpose} needs finite values")
+
+
+def require_no_nan(x: np.ndarray) -> None:
+    """A read-only NaN check in NumPy (the compiled kernels report NaN themselves)."""
+    if np.isnan(x).any():
+        raise nan_error()
+
+
+def require_finite(x: np.ndarray, purpose: str) -> None:
+    """A read-only check in NumPy that ``x`` holds no NaN and no infinity."""
+    if not np.isfinite(x).all():
+        raise nonfinite_error(purpose)
+
+
+def packed_shape(shape: Tuple[int, ...]) -> Tuple[int, ...]:
+    """``shape`` packed two values a byte along its last axis (at least one axis needed)."""
+    if not shape:
+        raise ValueError("packed=True needs an array with at least one dimension")
+    return shape[:-1] + ((shape[-1] + 1) // 2,)
+
+
+def quantized_shape(spec: QuantSpec, packed: Any) -> Tuple[Tuple[int, ...], type]:
+    """Shape and NumPy dtype of quantize's result: ``x``'s shape in the dtype's storage, or
+    with ``packed`` (4-bit dtypes only) uint8 packed along the last axis."""
+    if not packed:
+        return spec.x.shape, spec.dt.storage
+    if spec.dt.bits != 4:
+        raise ValueError(f"packed=True needs dtype 'int4' or 'uint4', got {spec.dt.name!r}")
+    return packed_shape(spec.x.shape), np.uint8
+
+
+def grad_array(grad: Any, shape: Tuple[int, ...]) -> np.ndarray:
+    """``grad`` of fake_quantize_grad: a float array of ``x``'s shape, as float32."""
+    g = float_array(grad, "grad")
+    if g.shape != shape:
+        raise ValueError(f"grad has shape {g.shape}; expected {shape} (the shape of x)")
+    return g
 
 
 class QuantSpec(NamedTuple):
@@ -388,15 +443,27 @@ def packed_input(packed: Any) -> np.ndarray:
 CALIBRATION_METHODS = ("minmax", "percentile", "mse")
 
 
+def calibration_method(method: Any) -> str:
+    if method not in CALIBRATION_METHODS:
+        raise ValueError(f"method must be one of {CALIBRATION_METHODS}, got {method!r}")
+    return method
+
+
+def percentile_value(percentile: Any) -> float:
+    """The ``percentile`` of ``method="percentile"`` as a float in [50, 100] (below 50 the two
+    tails overlap)."""
+    p = float(percentile)
+    if not 50.0 <= p <= 100.0:
+        raise ValueError(f"percentile must lie in [50, 100], got {percentile!r}")
+    return p
+
+
 def calib_spec(x, dtype, axis, group_size, method, percentile):
     dt = qdtype(dtype)
     xf = float_array(x, "x")
     gran = granularity(xf.shape, axis, group_size)
-    if method not in CALIBRATION_METHODS:
-        raise ValueError(f"method must be one of {CALIBRATION_METHODS}, got {method!r}")
-    p = float(percentile)
-    if not 50.0 <= p <= 100.0:
-        raise ValueError(f"percentile must lie in [50, 100], got {percentile!r}")
+    calibration_method(method)
+    percentile_value(percentile)
     return dt, xf, gran
 
 

@@ -69,9 +69,7 @@ def linear_spec(x, w_q, bias, act_dtype, act_scale, act_zero_point) -> LinearSpe
                              "(act_dtype=None is weight-only: activations stay float)")
         return LinearSpec(x2, xf.shape[:-1] + (n,), w_q, grouped, w_scale, w_zp, b, None, None,
                           None)
-    if not isinstance(act_dtype, str) or act_dtype not in ACT_DTYPES:
-        raise ValueError(f"act_dtype must be 'int8', 'uint8' or None, got {act_dtype!r}")
-    act = _checks.DTYPES[act_dtype]
+    act = _checks.DTYPES[check_act_dtype(act_dtype)]
     s = z = None
     if act_scale is None:
         if act_zero_point is not None:
@@ -91,6 +89,14 @@ def linear_spec(x, w_q, bias, act_dtype, act_scale, act_zero_point) -> LinearSpe
         z = _checks.zero_point_array(zp, gran, act.qmin, act.qmax,
                                      f"the range of {act.name}").reshape(1)
     return LinearSpec(x2, xf.shape[:-1] + (n,), w_q, grouped, w_scale, w_zp, b, act, s, z)
+
+
+def check_act_dtype(act_dtype):
+    """``act_dtype`` of ``linear`` (and of ``lowbit.qat``): "int8", "uint8" or None."""
+    if act_dtype is not None and (not isinstance(act_dtype, str)
+                                  or act_dtype not in ACT_DTYPES):
+        raise ValueError(f"act_dtype must be 'int8', 'uint8' or None, got {act_dtype!r}")
+    return act_dtype
 
 
 def group_slices(k: int, g: int):

@@ -96,7 +96,7 @@ class QTensor(QTensorBase):
         gran = _checks.granularity(shape, axis, group_size)
         data = np.asarray(data)
         want_dtype = np.uint8 if dt.bits == 4 else dt.storage
-        want_shape = shape[:-1] + ((shape[-1] + 1) // 2,) if dt.bits == 4 else shape
+        want_shape = _checks.packed_shape(shape) if dt.bits == 4 else shape
         if data.dtype != want_dtype:
             raise TypeError(f"data must have dtype {np.dtype(want_dtype)} for dtype "
                             f"{dt.name!r}, got {data.dtype}")

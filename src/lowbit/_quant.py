@@ -10,10 +10,6 @@ from ._checks import QParams
 _F32 = np.float32
 
 
-def _nan_error():
-    return ValueError("x contains NaN")
-
-
 def quantize(x, scale, zero_point=None, *, dtype="int8", axis=None, group_size=None, out=None,
              packed=False):
     """Quantize float values to 8- or 4-bit integers.
@@ -62,25 +58,19 @@ def quantize(x, scale, zero_point=None, *, dtype="int8", axis=None, group_size=N
     """
     spec = _checks.quant_spec(x, scale, zero_point, dtype, axis, group_size)
     dt = spec.dt
-    if packed and dt.bits != 4:
-        raise ValueError(f"packed=True needs dtype 'int4' or 'uint4', got {dt.name!r}")
+    shape, storage = _checks.quantized_shape(spec, packed)
     layout = _checks.packed_layout(spec.x.shape, spec.gran) if packed else spec.gran.layout
-    if packed and not spec.x.ndim:
-        raise ValueError("packed=True needs an array with at least one dimension")
     if packed and layout is None:
         # Scales vary along an axis other than the packed one: quantize, then pack.
         q = quantize(spec.x, spec.scale, spec.zp, dtype=dt.name, axis=spec.gran.axis,
                      group_size=spec.gran.group_size)
-        shape = q.shape[:-1] + ((q.shape[-1] + 1) // 2,)
-        out = _checks.check_out(out, shape, np.uint8, x)
+        out = _checks.check_out(out, shape, storage, x)
         return _checks.finish(pack_int4(q, axis=-1), out)
-    shape = spec.x.shape[:-1] + ((spec.x.shape[-1] + 1) // 2,) if packed else spec.x.shape
-    storage = np.uint8 if packed else dt.storage
     out = _checks.check_out(out, shape, storage, x)
     buf = np.empty(shape, storage)
     if _core.quantize(spec.x, spec.scale, spec.zp, layout, dt.qmin, dt.qmax, bool(packed),
                       buf.view(np.uint8)):
-        raise _nan_error()
+        raise _checks.nan_error()
     return _checks.finish(buf, out)
 
 
@@ -150,7 +140,7 @@ def fake_quantize(x, scale, zero_point=None, *, dtype="int8", axis=None, group_s
     out = np.empty(spec.x.shape, _F32)
     if _core.fake_quantize(spec.x, spec.scale, spec.zp, spec.gran.layout, spec.dt.qmin,
                            spec.dt.qmax, out):
-        raise _nan_error()
+        raise _checks.nan_error()
     return out
 
 
@@ -181,13 +171,11 @@ def fake_quantize_grad(x, grad, scale, zero_point=None, *, dtype="int8", axis=No
     array([1., 0.], dtype=float32)
     """
     spec = _checks.quant_spec(x, scale, zero_point, dtype, axis, group_size)
-    g = _checks.float_array(grad, "grad")
-    if g.shape != spec.x.shape:
-        raise ValueError(f"grad has shape {g.shape}; expected {spec.x.shape} (the shape of x)")
+    g = _checks.grad_array(grad, spec.x.shape)
     out = np.empty(spec.x.shape, _F32)
     if _core.fake_quantize_grad(spec.x, g, spec.scale, spec.zp, spec.gran.layout, spec.dt.qmin,
                                 spec.dt.qmax, out):
-        raise _nan_error()
+        raise _checks.nan_error()
     return out
 
 
@@ -304,7 +292,7 @@ def calibrate(x, dtype="int8", *, symmetric=True, axis=None, group_size=None, me
     mx = np.full(nslots, -np.inf, _F32)
     if _core.minmax(xf, gran.layout, mn, mx) or (
             xf.size and (np.isinf(mn).any() or np.isinf(mx).any())):
-        raise ValueError("x contains NaN or infinity; calibration needs finite values")
+        raise _checks.nonfinite_error("calibration")
     if xf.size == 0:
         mn[:] = 0
         mx[:] = 0

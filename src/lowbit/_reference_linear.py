@@ -65,9 +65,7 @@ def dynamic_act_qparams(x2, act_dtype):
         NaN or infinity in a row, or a range whose scale overflows float32.
     """
     x2 = np.asarray(x2, _F32)
-    if not np.isfinite(x2).all():
-        raise ValueError("x contains NaN or infinity; dynamic activation quantization needs "
-                         "finite values")
+    _checks.require_finite(x2, "dynamic activation quantization")
     dt = _checks.DTYPES[act_dtype]
     if x2.shape[1] == 0:
         lo = hi = np.zeros(x2.shape[0], _F32)
@@ -85,7 +83,7 @@ def linear(x, w_q, bias=None, *, act_dtype="int8", act_scale=None, act_zero_poin
     n, k = w.shape
 
     if spec.act is None:                                             # weight-only
-        packed = w.dtype if w.dtype in ("int4", "uint4") else None
+        packed = w.dtype if _checks.DTYPES[w.dtype].bits == 4 else None
         w_hat = dequantize(w.data, w.scale, w.zero_point, axis=w.axis, group_size=w.group_size,
                            packed=packed, n=k if packed else None)
         y = (x2.astype(np.float64) @ w_hat.astype(np.float64).T).astype(_F32)
@@ -104,8 +102,8 @@ def linear(x, w_q, bias=None, *, act_dtype="int8", act_scale=None, act_zero_poin
     a = a_q.astype(np.int64) - a_zp.astype(np.int64)[:, None]
 
     # the weights, unpacked
-    if w.dtype in ("int4", "uint4"):
-        w_int = unpack_int4(w.data, signed=w.dtype == "int4", axis=-1, n=k)
+    if _checks.DTYPES[w.dtype].bits == 4:
+        w_int = unpack_int4(w.data, signed=_checks.DTYPES[w.dtype].signed, axis=-1, n=k)
     else:
         w_int = w.data
     w_int = w_int.astype(np.int64)

@@ -21,20 +21,13 @@ __all__ = ["quantize", "dequantize", "calibrate", "pack_int4", "unpack_int4",
 _F32 = np.float32
 
 
-def _require_no_nan(x: np.ndarray) -> None:
-    if np.isnan(x).any():
-        raise ValueError("x contains NaN")
-
-
 def quantize(x, scale, zero_point=None, *, dtype="int8", axis=None, group_size=None, out=None,
              packed=False):
     """``clamp(round_half_to_even(x / scale) + zero_point, qmin, qmax)``, see lowbit.quantize."""
     spec = _checks.quant_spec(x, scale, zero_point, dtype, axis, group_size)
-    if packed and spec.dt.bits != 4:
-        raise ValueError(f"packed=True needs dtype 'int4' or 'uint4', got {spec.dt.name!r}")
-    shape = _packed_shape(spec.x.shape) if packed else spec.x.shape
-    out = _checks.check_out(out, shape, np.uint8 if packed else spec.dt.storage, x)
-    _require_no_nan(spec.x)
+    shape, storage = _checks.quantized_shape(spec, packed)
+    out = _checks.check_out(out, shape, storage, x)
+    _checks.require_no_nan(spec.x)
     s = _checks.expand(spec.scale, spec.x.shape, spec.gran)
     zp = _checks.expand(spec.zp, spec.x.shape, spec.gran).astype(_F32)
     with np.errstate(over="ignore", under="ignore"):
@@ -44,12 +37,6 @@ def quantize(x, scale, zero_point=None, *, dtype="int8", axis=None, group_size=N
     if packed:
         q = pack_int4(q, axis=-1)
     return _checks.finish(q, out)
-
-
-def _packed_shape(shape):
-    if not shape:
-        raise ValueError("packed=True needs an array with at least one dimension")
-    return shape[:-1] + ((shape[-1] + 1) // 2,)
 
 
 def dequantize(q, scale, zero_point=None, *, axis=None, group_size=None, out=None, packed=None,
@@ -79,10 +66,8 @@ def fake_quantize_grad(x, grad, scale, zero_point=None, *, dtype="int8", axis=No
                        group_size=None):
     """Straight-through estimator: ``grad`` where the rounded value is in range, else +0.0."""
     spec = _checks.quant_spec(x, scale, zero_point, dtype, axis, group_size)
-    g = _checks.float_array(grad, "grad")
-    if g.shape != spec.x.shape:
-        raise ValueError(f"grad has shape {g.shape}; expected {spec.x.shape} (the shape of x)")
-    _require_no_nan(spec.x)
+    g = _checks.grad_array(grad, spec.x.shape)
+    _checks.require_no_nan(spec.x)
     s = _checks.expand(spec.scale, spec.x.shape, spec.gran)
     zp = _checks.expand(spec.zp, spec.x.shape, spec.gran).astype(_F32)
     with np.errstate(over="ignore", under="ignore", invalid="ignore"):
@@ -124,8 +109,7 @@ def calibrate(x, dtype="int8", *, symmetric=True, axis=None, group_size=None, me
               percentile=99.99):
     """Choose scale and zero point for x; see lowbit.calibrate."""
     dt, xf, gran = _checks.calib_spec(x, dtype, axis, group_size, method, percentile)
-    if not np.isfinite(xf).all():
-        raise ValueError("x contains NaN or infinity; calibration needs finite values")
+    _checks.require_finite(xf, "calibration")
     if method == "mse":
         lo, hi = _calib.slot_range(xf, gran, "minmax", percentile, symmetric)
         return _calib.mse_search(xf, lo, hi, dt, gran, symmetric, fake_quantize)

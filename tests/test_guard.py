@@ -24,7 +24,7 @@ from conftest import ISAS, QINFO, assert_same, expand, forced_isa, rand_scale, r
 
 import lowbit as lb
 import lowbit.reference as lbr
-from lowbit import _checks, _core
+from lowbit import _calib, _checks, _core
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
                                 reason="guard pages via mmap/mprotect (Linux)")
@@ -255,7 +255,7 @@ def test_minmax_and_calibrate(g, on_isa, gname, rng):
         mn = g[1].put(np.full(nslots, np.inf, np.float32))
         mx = g[2].put(np.full(nslots, -np.inf, np.float32))
         assert not _core.minmax(gx, gran.layout, mn, mx)
-        lo, hi = lbr._range(x, gran, "minmax", 99.99, True)
+        lo, hi = _calib.slot_range(x, gran, "minmax", 99.99, True)
         assert_same(mn.reshape(gran.scale_shape), lo, f"{on_isa} min {gname} n={n}")
         assert_same(mx.reshape(gran.scale_shape), hi, f"{on_isa} max {gname} n={n}")
         got = lb.calibrate(gx, "uint8", symmetric=False, axis=axis, group_size=group)

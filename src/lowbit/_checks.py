@@ -1,7 +1,9 @@
 """Argument normalisation and validation shared by the compiled API and ``lowbit.reference``.
 
-Everything here is about shapes, dtypes and ranges; no arithmetic on the data. Both
-implementations raise the same errors because both go through these helpers.
+Everything here is about shapes, dtypes and ranges; no arithmetic on the data (the NaN and
+finiteness checks only read it). Both implementations raise the same errors because both go
+through these helpers. The argument checks of the integer products are in ``_checks_gemm``,
+those of ``linear`` in ``_checks_linear``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,10 @@ except ImportError:  # pragma: no cover
 
 
 class QDType(NamedTuple):
+    """One quantized dtype: its range, its unpacked NumPy storage and its width in bits.
+
+    This table (``DTYPES``) is the only place in the package that knows these numbers."""
+
     name: str
     qmin: int
     qmax: int
@@ -29,6 +35,17 @@ class QDType(NamedTuple):
     @property
     def signed(self) -> bool:
         return self.qmin < 0
+
+    @property
+    def qmax_sym(self) -> int:
+        """API.md's ``qmax_sym`` of symmetric calibration: 127 (int8, uint8) or 7 (int4,
+        uint4)."""
+        return (1 << (self.bits - 1)) - 1
+
+    @property
+    def zero_point_sym(self) -> int:
+        """The zero point of symmetric calibration: 0 (signed), 128 (uint8) or 8 (uint4)."""
+        return 0 if self.signed else 1 << (self.bits - 1)
 
 
 DTYPES = {
@@ -104,11 +121,16 @@ def aligned_c(arr: Any, dtype: Any) -> np.ndarray:
     return np.require(arr, dtype, ("C", "A"))
 
 
-def normalize_axis(axis: Any, ndim: int, name: str = "axis") -> int:
+def axis_index(axis: Any, name: str = "axis") -> int:
+    """``axis`` as an int (any integer type), else TypeError; the range is not checked."""
     try:
-        a = operator.index(axis)
+        return operator.index(axis)
     except TypeError:
         raise TypeError(f"{name} must be an integer or None, got {axis!r}") from None
+
+
+def normalize_axis(axis: Any, ndim: int, name: str = "axis") -> int:
+    a = axis_index(axis, name)
     if not -ndim <= a < ndim:
         raise AxisError(a, ndim, name)
     return a % ndim
@@ -223,6 +245,54 @@ def zero_point_array(zp: Any, gran: Granularity, lo: int, hi: int, what: str) ->
     return aligned_c(z.reshape(gran.scale_shape), np.int32)
 
 
+def nan_error() -> ValueError:
+    """The error of a NaN in ``x`` (quantize, fake_quantize, linear with a static scale)."""
+    return ValueError("x contains NaN")
+
+
+def nonfinite_error(purpose: str) -> ValueError:
+    """The error of a NaN or an infinity in ``x`` where ``purpose`` ("calibration", "dynamic
+    activation quantization") needs finite values."""
+    return ValueError(f"x contains NaN or infinity; {purpose} needs finite values")
+
+
+def require_no_nan(x: np.ndarray) -> None:
+    """A read-only NaN check in NumPy (the compiled kernels report NaN themselves)."""
+    if np.isnan(x).any():
+        raise nan_error()
+
+
+def require_finite(x: np.ndarray, purpose: str) -> None:
+    """A read-only check in NumPy that ``x`` holds no NaN and no infinity."""
+    if not np.isfinite(x).all():
+        raise nonfinite_error(purpose)
+
+
+def packed_shape(shape: Tuple[int, ...]) -> Tuple[int, ...]:
+    """``shape`` packed two values a byte along its last axis (at least one axis needed)."""
+    if not shape:
+        raise ValueError("packed=True needs an array with at least one dimension")
+    return shape[:-1] + ((shape[-1] + 1) // 2,)
+
+
+def quantized_shape(spec: QuantSpec, packed: Any) -> Tuple[Tuple[int, ...], type]:
+    """Shape and NumPy dtype of quantize's result: ``x``'s shape in the dtype's storage, or
+    with ``packed`` (4-bit dtypes only) uint8 packed along the last axis."""
+    if not packed:
+        return spec.x.shape, spec.dt.storage
+    if spec.dt.bits != 4:
+        raise ValueError(f"packed=True needs dtype 'int4' or 'uint4', got {spec.dt.name!r}")
+    return packed_shape(spec.x.shape), np.uint8
+
+
+def grad_array(grad: Any, shape: Tuple[int, ...]) -> np.ndarray:
+    """``grad`` of fake_quantize_grad: a float array of ``x``'s shape, as float32."""
+    g = float_array(grad, "grad")
+    if g.shape != shape:
+        raise ValueError(f"grad has shape {g.shape}; expected {shape} (the shape of x)")
+    return g
+
+
 class QuantSpec(NamedTuple):
     x: np.ndarray          # float32, C-contiguous, the caller's shape
     dt: QDType
@@ -276,7 +346,7 @@ def dequant_spec(q, scale, zero_point, axis, group_size, packed, n) -> DequantSp
         if qa.dtype not in (np.int8, np.uint8):
             raise TypeError(f"q must be an int8 or uint8 array, got dtype {qa.dtype}")
         kind = 0 if qa.dtype == np.int8 else 1
-        lo, hi = (-128, 127) if kind == 0 else (0, 255)
+        dt = DTYPES[qa.dtype.name]
         shape = qa.shape
     else:
         if packed not in ("int4", "uint4"):
@@ -287,12 +357,12 @@ def dequant_spec(q, scale, zero_point, axis, group_size, packed, n) -> DequantSp
         if qa.ndim == 0:
             raise ValueError("packed q must have at least one dimension")
         kind = 2 if packed == "int4" else 3
-        lo, hi = (-8, 7) if kind == 2 else (0, 15)
+        dt = DTYPES[packed]
         shape = qa.shape[:-1] + (unpacked_length(qa.shape[-1], n),)
     gran = granularity(shape, axis, group_size)
     s = scale_array(scale, gran)
     what = f"the range of q's storage dtype {packed or qa.dtype}"
-    z = zero_point_array(zero_point, gran, lo, hi, what)
+    z = zero_point_array(zero_point, gran, dt.qmin, dt.qmax, what)
     return DequantSpec(np.asarray(qa, order="C"), kind, shape, gran, s, z)
 
 
@@ -345,14 +415,21 @@ def expand(param: np.ndarray, shape: Tuple[int, ...], gran: Granularity) -> np.n
     return np.take(full, np.arange(shape[a]), axis=a)
 
 
-def int4_input(q: Any) -> Tuple[np.ndarray, int]:
+def int4_input(q: Any) -> Tuple[np.ndarray, QDType]:
+    """The input of pack_int4 and its 4-bit dtype: int8 holds int4, uint8 holds uint4."""
     qa = np.asarray(q)
     if qa.dtype == np.int8:
-        return qa, 8
+        return qa, DTYPES["int4"]
     if qa.dtype == np.uint8:
-        return qa, 0
+        return qa, DTYPES["uint4"]
     raise TypeError(f"q must be int8 (int4 values -8..7) or uint8 (uint4 values 0..15), "
                     f"got dtype {qa.dtype}")
+
+
+def pack_int4_range_error(qa: np.ndarray, dt: QDType) -> ValueError:
+    """The error of pack_int4 for values outside ``dt``'s range (``qa`` holds some)."""
+    return ValueError(f"pack_int4 needs values in {dt.qmin}..{dt.qmax} for {qa.dtype}; "
+                      f"got values in {qa.min()}..{qa.max()}")
 
 
 def packed_input(packed: Any) -> np.ndarray:
@@ -366,15 +443,27 @@ def packed_input(packed: Any) -> np.ndarray:
 CALIBRATION_METHODS = ("minmax", "percentile", "mse")
 
 
+def calibration_method(method: Any) -> str:
+    if method not in CALIBRATION_METHODS:
+        raise ValueError(f"method must be one of {CALIBRATION_METHODS}, got {method!r}")
+    return method
+
+
+def percentile_value(percentile: Any) -> float:
+    """The ``percentile`` of ``method="percentile"`` as a float in [50, 100] (below 50 the two
+    tails overlap)."""
+    p = float(percentile)
+    if not 50.0 <= p <= 100.0:
+        raise ValueError(f"percentile must lie in [50, 100], got {percentile!r}")
+    return p
+
+
 def calib_spec(x, dtype, axis, group_size, method, percentile):
     dt = qdtype(dtype)
     xf = float_array(x, "x")
     gran = granularity(xf.shape, axis, group_size)
-    if method not in CALIBRATION_METHODS:
-        raise ValueError(f"method must be one of {CALIBRATION_METHODS}, got {method!r}")
-    p = float(percentile)
-    if not 50.0 <= p <= 100.0:
-        raise ValueError(f"percentile must lie in [50, 100], got {percentile!r}")
+    calibration_method(method)
+    percentile_value(percentile)
     return dt, xf, gran
 
 

@@ -1,147 +1,31 @@
 """Integer matrix multiplication with int32 accumulation: ``matmul_int``, ``matmul_int4`` and
 pre-packed weights (``pack_matrix`` / ``PackedMatrix``).
 
-The validation helpers at the top are shared with :mod:`lowbit.reference` (same errors from
-both); the arithmetic lives in C++ (``cpp/runtime/gemm.cpp`` and the per-ISA kernels).
+The argument checks live in :mod:`lowbit._checks_gemm`, shared with :mod:`lowbit.reference`
+(same errors from both); the arithmetic lives in C++ (``cpp/runtime/gemm.cpp`` and the per-ISA
+kernels).
 """
 
 from __future__ import annotations
 
-import numbers
-from typing import Any, NamedTuple, Tuple
+from typing import Tuple
 
 import numpy as np
 
 from . import _core
+from ._bases import PackedBase
+from ._checks import DTYPES
+from ._checks_gemm import (Operands, check_a, check_b, check_b_packed, check_k4,
+                           check_operands, check_packed4, dtype_name)
+from ._checks_gemm import int8_array as _int8_array
 
 __all__ = ["PackedMatrix", "matmul_int", "matmul_int4", "pack_matrix"]
-
-# name: (qmin, qmax, bits)
-_RANGES = {
-    "int8": (-128, 127, 8),
-    "uint8": (0, 255, 8),
-    "int4": (-8, 7, 4),
-    "uint4": (0, 15, 4),
-}
-
-# ----------------------------------------------------------------------------------------------
-# Validation (shared with lowbit.reference)
-
-
-def _int8_array(x: Any, name: str, shape_text: str) -> np.ndarray:
-    """x as an ndarray of dtype int8 or uint8, else TypeError naming the argument."""
-    arr = x if isinstance(x, np.ndarray) else np.asarray(x)
-    if arr.dtype not in (np.int8, np.uint8):
-        raise TypeError(f"{name} must be an int8 or uint8 array of shape {shape_text}, "
-                        f"got dtype {arr.dtype}")
-    return arr
-
-
-def check_a(a: Any) -> np.ndarray:
-    """``a`` of matmul_int / matmul_int4: int8 or uint8, shape (M, K) or (K,)."""
-    arr = _int8_array(a, "a", "(M, K) or (K,)")
-    if arr.ndim not in (1, 2):
-        raise ValueError(f"a must have shape (M, K) or (K,), got shape {arr.shape}")
-    return arr
-
-
-def check_b(b: Any, k: int) -> np.ndarray:
-    """Plain ``b`` of matmul_int: int8 or uint8 of shape (K, N) with K = a.shape[-1]."""
-    arr = _int8_array(b, "b", f"(K, N) = ({k}, N)")
-    if arr.ndim != 2 or arr.shape[0] != k:
-        raise ValueError(f"b must have shape (K, N) = ({k}, N) to match a.shape[-1] = {k}, "
-                         f"got shape {arr.shape}")
-    return arr
-
-
-def check_b_packed(b_packed: Any) -> np.ndarray:
-    """Plain ``b_packed`` of matmul_int4: uint8 nibbles of shape (ceil(K/2), N)."""
-    arr = b_packed if isinstance(b_packed, np.ndarray) else np.asarray(b_packed)
-    if arr.dtype != np.uint8:
-        raise TypeError("b_packed must be a uint8 array of shape (ceil(K/2), N) "
-                        f"(lb.pack_int4(b, axis=0)), got dtype {arr.dtype}")
-    if arr.ndim != 2:
-        raise ValueError(f"b_packed must have shape (ceil(K/2), N), got shape {arr.shape}")
-    return arr
-
-
-def check_k4(k: Any, rows: int) -> int:
-    """The logical K of a (rows, N) nibble array: 2*rows (default) or 2*rows - 1."""
-    if k is None:
-        return 2 * rows
-    if isinstance(k, (bool, np.bool_)) or not isinstance(k, numbers.Integral):
-        raise TypeError(f"k must be an int, got {type(k).__name__}")
-    k = int(k)
-    if k not in (2 * rows, 2 * rows - 1) or k < 0:
-        raise ValueError(f"k must be {2 * rows} or {2 * rows - 1} for b_packed with {rows} "
-                         f"rows, got {k}")
-    return k
-
-
-def check_packed4(pm: "PackedMatrix", k: Any, signed: Any) -> "PackedMatrix":
-    """A PackedMatrix passed as ``b_packed`` of matmul_int4: 4-bit, of the ``signed`` kind, and
-    of K = ``k`` when ``k`` is given."""
-    if pm.bits != 4:
-        raise ValueError(f"b_packed must be a 4-bit PackedMatrix, got dtype {pm.dtype!r} "
-                         "(use matmul_int for 8-bit weights)")
-    if (pm.dtype == "int4") != bool(signed):
-        raise ValueError(f"b_packed was packed as {pm.dtype}; pass signed={pm.dtype == 'int4'}")
-    if k is not None and check_k4(k, (pm.shape[0] + 1) // 2) != pm.shape[0]:
-        raise ValueError(f"k={k} does not match the PackedMatrix's K = {pm.shape[0]}")
-    return pm
-
-
-def check_zero_point(zp: Any, name: str, length: int, what: str, dtype: str) -> np.ndarray:
-    """A scalar or a (length,) zero point as an int32 array of shape (1,) or (length,).
-
-    ``what`` names the per-element dimension ("M" or "N"); values must lie in dtype's range.
-    """
-    lo, hi, _ = _RANGES[dtype]
-    if type(zp) is int:  # the common case, without NumPy's per-call overhead (bool excluded)
-        if not lo <= zp <= hi:
-            raise ValueError(f"{name} values must lie in [{lo}, {hi}] ({dtype}), got {zp}")
-        return np.array([zp], np.int32)
-    arr = np.asarray(zp)
-    if arr.dtype == np.bool_ or arr.dtype.kind not in "iu":
-        raise TypeError(f"{name} must be an integer scalar or an integer array of shape "
-                        f"({what},) = ({length},), got dtype {arr.dtype}")
-    if arr.ndim == 0:
-        arr = arr.reshape(1)
-    if arr.ndim != 1 or arr.shape[0] not in (1, length):
-        raise ValueError(f"{name} must be a scalar, shape (1,) or shape ({what},) = ({length},), "
-                         f"got shape {arr.shape}")
-    if arr.size and (arr.min() < lo or arr.max() > hi):
-        bad = arr[(arr < lo) | (arr > hi)][0]
-        raise ValueError(f"{name} values must lie in [{lo}, {hi}] ({dtype}), got {int(bad)}")
-    return arr.astype(np.int32)
-
-
-def dtype_name(arr: np.ndarray) -> str:
-    return "int8" if arr.dtype == np.int8 else "uint8"
-
-
-class Operands(NamedTuple):
-    a2: np.ndarray      # (M, K) view of a
-    vector: bool        # a was 1-D: the result drops the M axis
-    za: np.ndarray      # int32, (1,) or (M,)
-    zb: np.ndarray      # int32, (1,) or (N,)
-
-
-def check_operands(a: np.ndarray, n: int, b_dtype: str, a_zero_point: Any,
-                   b_zero_point: Any) -> Operands:
-    vector = a.ndim == 1
-    a2 = a.reshape(1, -1) if vector else a
-    m = a2.shape[0]
-    za = check_zero_point(a_zero_point, "a_zero_point", m, "M", dtype_name(a))
-    zb = check_zero_point(b_zero_point, "b_zero_point", n, "N", b_dtype)
-    return Operands(a2, vector, za, zb)
-
 
 # ----------------------------------------------------------------------------------------------
 # Pre-packed weights
 
 
-class PackedMatrix:
+class PackedMatrix(PackedBase):
     """A ``(K, N)`` weight matrix packed once for :func:`matmul_int` / :func:`matmul_int4`.
 
     Made by :func:`pack_matrix`; accepted wherever ``b`` (``matmul_int``) or ``b_packed``
@@ -180,7 +64,7 @@ class PackedMatrix:
     shape = property(lambda self: self._shape)
     dtype = property(lambda self: self._dtype)
     layout = property(lambda self: self._layout)
-    bits = property(lambda self: _RANGES[self._dtype][2])
+    bits = property(lambda self: DTYPES[self._dtype].bits)
     nbytes = property(lambda self: int(self._data.nbytes + self._colsum.nbytes))
 
     def __repr__(self) -> str:
@@ -256,8 +140,8 @@ def pack_matrix(b, *, dtype=None, k=None) -> PackedMatrix:
     >>> lb.matmul_int(np.ones((1, 4), np.int8), w)
     array([[18, 22, 26]], dtype=int32)
     """
-    if dtype is not None and dtype not in _RANGES:
-        raise ValueError(f"dtype must be one of {sorted(_RANGES)} or None, got {dtype!r}")
+    if dtype is not None and dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(DTYPES)} or None, got {dtype!r}")
     if dtype in ("int4", "uint4"):
         bp = check_b_packed(b)
         return _pack4(bp, check_k4(k, bp.shape[0]), dtype == "int4")

@@ -15,8 +15,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import _core
-from ._linear_checks import linear_spec
+from . import _checks, _core
+from ._checks_linear import linear_spec
 
 __all__ = ["linear"]
 
@@ -104,10 +104,9 @@ def _linear_2d(spec) -> np.ndarray:
     status = _core.linear_f32(spec.x2, lw.data, lw.layout, lw.geometry, lw.ws, lw.zb, lw.cs,
                               spec.bias is not None, bias, act, static, scale, zp, out)
     if status & _NONFINITE:
-        raise ValueError("x contains NaN or infinity; dynamic activation quantization needs "
-                         "finite values")
+        raise _checks.nonfinite_error("dynamic activation quantization")
     if status & _NAN:
-        raise ValueError("x contains NaN")
+        raise _checks.nan_error()
     if status & _OVERFLOW:
         raise ValueError("the range of x is too wide: its scale overflows float32 (dynamic "
                          "per-row activation quantization of x)")

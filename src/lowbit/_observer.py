@@ -26,16 +26,12 @@ How each method relates to :func:`lowbit.calibrate` on all the batches concatena
 from __future__ import annotations
 
 import math
-import operator
 
 import numpy as np
 
-from . import _checks, _quant
-from . import reference as _ref
+from . import _calib, _checks, _quant
 
 __all__ = ["Observer"]
-
-_METHODS = ("minmax", "percentile", "mse")
 
 
 class Observer:
@@ -68,21 +64,11 @@ class Observer:
 
     def __init__(self, method="minmax", dtype="int8", *, symmetric=True, axis=None,
                  percentile=99.99, bins=2048):
-        if method not in _METHODS:
-            raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
-        self.method = method
+        self.method = _checks.calibration_method(method)
         self.dtype = _checks.qdtype(dtype).name
         self.symmetric = bool(symmetric)
-        if axis is not None:
-            try:
-                axis = operator.index(axis)
-            except TypeError:
-                raise TypeError(f"axis must be an integer or None, got {axis!r}") from None
-        self.axis = axis
-        p = float(percentile)
-        if not 50.0 <= p <= 100.0:
-            raise ValueError(f"percentile must lie in [50, 100], got {percentile!r}")
-        self.percentile = p
+        self.axis = None if axis is None else _checks.axis_index(axis)
+        self.percentile = _checks.percentile_value(percentile)
         self.bins = _checks.positive_int(bins, "bins")
         if self.bins < 16:
             raise ValueError(f"bins must be at least 16, got {self.bins}")
@@ -147,8 +133,7 @@ class Observer:
             NaN or infinity, or a shape that does not match earlier batches.
         """
         xf = _checks.float_array(x, "x")
-        if not np.isfinite(xf).all():
-            raise ValueError("x contains NaN or infinity; calibration needs finite values")
+        _checks.require_finite(xf, "calibration")
         rows = self._rows(xf)                                # (C, n) float32
         if rows.shape[1] == 0:
             return self
@@ -251,7 +236,7 @@ class Observer:
                 lo, hi = self._hist_percentile(100.0 - p), self._hist_percentile(p)
         else:
             lo, hi = self._mse_range(dt)
-        scale, zp = _ref.qparams_from_range(lo, hi, dt, self.symmetric)
+        scale, zp = _calib.qparams_from_range(lo, hi, dt, self.symmetric)
         shape = (1,) if self.axis is None else (self._channels,)
         return _checks.QParams(scale.astype(np.float32).reshape(shape),
                                zp.astype(dt.storage).reshape(shape), dt.name,
@@ -300,8 +285,8 @@ class Observer:
         weights = self._hist.astype(np.float64)
         c = centres.shape[0]
         best_err = best_r = None
-        for r in _ref.calibration_candidates():
-            scale, zp = _ref.qparams_from_range(self._min * r, self._max * r, dt, self.symmetric)
+        for r in _calib.calibration_candidates():
+            scale, zp = _calib.qparams_from_range(self._min * r, self._max * r, dt, self.symmetric)
             fq = _quant.fake_quantize(centres, scale.reshape(c), zp.reshape(c), dtype=dt.name,
                                       axis=0)
             err = (((fq.astype(np.float64) - centres) ** 2) * weights).sum(axis=1)

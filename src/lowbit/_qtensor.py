@@ -15,8 +15,8 @@ from typing import Any, Callable, Hashable
 
 import numpy as np
 
-from . import _checks
-from . import _quant  # (module import: lowbit.reference imports this file while _quant loads)
+from . import _checks, _quant
+from ._bases import QTensorBase
 
 __all__ = ["QTensor", "load", "FORMAT_NAME", "FORMAT_VERSION"]
 
@@ -32,7 +32,7 @@ def _frozen(arr: np.ndarray) -> np.ndarray:
     return arr
 
 
-class QTensor:
+class QTensor(QTensorBase):
     """A quantized tensor: integer data, float32 scales and zero points.
 
     Made by :meth:`QTensor.quantize` (or :func:`lowbit.load`); the constructor takes the
@@ -96,7 +96,7 @@ class QTensor:
         gran = _checks.granularity(shape, axis, group_size)
         data = np.asarray(data)
         want_dtype = np.uint8 if dt.bits == 4 else dt.storage
-        want_shape = shape[:-1] + ((shape[-1] + 1) // 2,) if dt.bits == 4 else shape
+        want_shape = _checks.packed_shape(shape) if dt.bits == 4 else shape
         if data.dtype != want_dtype:
             raise TypeError(f"data must have dtype {np.dtype(want_dtype)} for dtype "
                             f"{dt.name!r}, got {data.dtype}")

@@ -4,15 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _checks, _core
-from . import reference as _ref
+from . import _calib, _checks, _core
 from ._checks import QParams
 
 _F32 = np.float32
-
-
-def _nan_error():
-    return ValueError("x contains NaN")
 
 
 def quantize(x, scale, zero_point=None, *, dtype="int8", axis=None, group_size=None, out=None,
@@ -63,25 +58,19 @@ def quantize(x, scale, zero_point=None, *, dtype="int8", axis=None, group_size=N
     """
     spec = _checks.quant_spec(x, scale, zero_point, dtype, axis, group_size)
     dt = spec.dt
-    if packed and dt.bits != 4:
-        raise ValueError(f"packed=True needs dtype 'int4' or 'uint4', got {dt.name!r}")
+    shape, storage = _checks.quantized_shape(spec, packed)
     layout = _checks.packed_layout(spec.x.shape, spec.gran) if packed else spec.gran.layout
-    if packed and not spec.x.ndim:
-        raise ValueError("packed=True needs an array with at least one dimension")
     if packed and layout is None:
         # Scales vary along an axis other than the packed one: quantize, then pack.
         q = quantize(spec.x, spec.scale, spec.zp, dtype=dt.name, axis=spec.gran.axis,
                      group_size=spec.gran.group_size)
-        shape = q.shape[:-1] + ((q.shape[-1] + 1) // 2,)
-        out = _checks.check_out(out, shape, np.uint8, x)
+        out = _checks.check_out(out, shape, storage, x)
         return _checks.finish(pack_int4(q, axis=-1), out)
-    shape = spec.x.shape[:-1] + ((spec.x.shape[-1] + 1) // 2,) if packed else spec.x.shape
-    storage = np.uint8 if packed else dt.storage
     out = _checks.check_out(out, shape, storage, x)
     buf = np.empty(shape, storage)
     if _core.quantize(spec.x, spec.scale, spec.zp, layout, dt.qmin, dt.qmax, bool(packed),
                       buf.view(np.uint8)):
-        raise _nan_error()
+        raise _checks.nan_error()
     return _checks.finish(buf, out)
 
 
@@ -151,7 +140,7 @@ def fake_quantize(x, scale, zero_point=None, *, dtype="int8", axis=None, group_s
     out = np.empty(spec.x.shape, _F32)
     if _core.fake_quantize(spec.x, spec.scale, spec.zp, spec.gran.layout, spec.dt.qmin,
                            spec.dt.qmax, out):
-        raise _nan_error()
+        raise _checks.nan_error()
     return out
 
 
@@ -182,13 +171,11 @@ def fake_quantize_grad(x, grad, scale, zero_point=None, *, dtype="int8", axis=No
     array([1., 0.], dtype=float32)
     """
     spec = _checks.quant_spec(x, scale, zero_point, dtype, axis, group_size)
-    g = _checks.float_array(grad, "grad")
-    if g.shape != spec.x.shape:
-        raise ValueError(f"grad has shape {g.shape}; expected {spec.x.shape} (the shape of x)")
+    g = _checks.grad_array(grad, spec.x.shape)
     out = np.empty(spec.x.shape, _F32)
     if _core.fake_quantize_grad(spec.x, g, spec.scale, spec.zp, spec.gran.layout, spec.dt.qmin,
                                 spec.dt.qmax, out):
-        raise _nan_error()
+        raise _checks.nan_error()
     return out
 
 
@@ -219,16 +206,15 @@ def pack_int4(q, *, axis=-1):
     >>> lb.pack_int4(np.array([1, -1, 7], np.int8))
     array([241,   7], dtype=uint8)
     """
-    qa, bias = _checks.int4_input(q)
+    qa, dt = _checks.int4_input(q)
     a = _checks.normalize_axis(axis, qa.ndim)
     qc = np.asarray(qa, order="C")
     shape = qc.shape
     outer, L, inner = int(np.prod(shape[:a])), shape[a], int(np.prod(shape[a + 1:]))
     out = np.empty(shape[:a] + ((L + 1) // 2,) + shape[a + 1:], np.uint8)
-    if _core.pack_int4(qc.view(np.uint8), outer, L, inner, bias, out):
-        lo, hi = (-8, 7) if bias else (0, 15)
-        raise ValueError(f"pack_int4 needs values in {lo}..{hi} for {qa.dtype}; "
-                         f"got values in {qa.min()}..{qa.max()}")
+    # bias = -qmin: 8 for int4 input, 0 for uint4 (lowbit/kernels.h); the kernel checks the range
+    if _core.pack_int4(qc.view(np.uint8), outer, L, inner, -dt.qmin, out):
+        raise _checks.pack_int4_range_error(qa, dt)
     return out
 
 
@@ -306,19 +292,16 @@ def calibrate(x, dtype="int8", *, symmetric=True, axis=None, group_size=None, me
     mx = np.full(nslots, -np.inf, _F32)
     if _core.minmax(xf, gran.layout, mn, mx) or (
             xf.size and (np.isinf(mn).any() or np.isinf(mx).any())):
-        raise ValueError("x contains NaN or infinity; calibration needs finite values")
+        raise _checks.nonfinite_error("calibration")
     if xf.size == 0:
         mn[:] = 0
         mx[:] = 0
     lo, hi = mn.reshape(gran.scale_shape), mx.reshape(gran.scale_shape)
     if method == "mse":
-        return _ref._mse_search(xf, lo, hi, dt, gran, symmetric, fake_quantize)
+        return _calib.mse_search(xf, lo, hi, dt, gran, symmetric, fake_quantize)
     if method == "percentile":
-        lo, hi = _ref._range(xf, gran, method, percentile, symmetric)
-        if hi is None:
-            hi = lo
-    scale, zp = _ref.qparams_from_range(lo, hi, dt, symmetric)
-    return _checks.make_qparams(scale, zp, dt, gran)
+        lo, hi = _calib.slot_range(xf, gran, method, percentile, symmetric)
+    return _calib.from_range(lo, hi, dt, gran, symmetric)
 
 
 __all__ = ["quantize", "dequantize", "fake_quantize", "fake_quantize_grad", "pack_int4",

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._gemm import (PackedMatrix, check_a, check_b, check_b_packed, check_k4, check_operands,
-                    check_packed4, dtype_name)
-from . import reference as _ref
+from ._bases import PackedBase
+from ._checks_gemm import (check_a, check_b, check_b_packed, check_k4, check_operands,
+                           check_packed4, dtype_name)
+from ._reference_quant import unpack_int4
 
 __all__ = ["matmul_int", "matmul_int4"]
 
@@ -27,7 +28,7 @@ def _wrapping_matmul(a2: np.ndarray, b: np.ndarray, za: np.ndarray, zb: np.ndarr
 def matmul_int(a, b, a_zero_point=0, b_zero_point=0) -> np.ndarray:
     """Reference of :func:`lowbit.matmul_int` (same signature, errors and results)."""
     a = check_a(a)
-    if isinstance(b, PackedMatrix):
+    if isinstance(b, PackedBase):
         if b.shape[0] != a.shape[-1]:
             raise ValueError(f"b must have shape (K, N) = ({a.shape[-1]}, N) to match "
                              f"a.shape[-1] = {a.shape[-1]}, got a PackedMatrix of shape {b.shape}")
@@ -43,13 +44,13 @@ def matmul_int(a, b, a_zero_point=0, b_zero_point=0) -> np.ndarray:
 def matmul_int4(a, b_packed, *, k=None, signed=True, a_zero_point=0, b_zero_point=0):
     """Reference of :func:`lowbit.matmul_int4`: ``matmul_int`` of the unpacked weights."""
     a = check_a(a)
-    if isinstance(b_packed, PackedMatrix):
+    if isinstance(b_packed, PackedBase):
         pm = check_packed4(b_packed, k, signed)
         kk, b = pm.shape[0], pm.to_array()
     else:
         bp = check_b_packed(b_packed)
         kk = check_k4(k, bp.shape[0])
-        b = _ref.unpack_int4(bp, axis=0, n=kk, signed=bool(signed))
+        b = unpack_int4(bp, axis=0, n=kk, signed=bool(signed))
     if a.shape[-1] != kk:
         raise ValueError(f"a must have K = {kk} columns to match b_packed (k={kk}), got shape "
                          f"{a.shape}")

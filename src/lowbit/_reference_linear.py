@@ -31,9 +31,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _checks
-from . import reference as _ref
-from ._linear_checks import group_slices, linear_spec
+from . import _calib, _checks
+from ._checks_linear import group_slices, linear_spec
+from ._reference_quant import dequantize, quantize, unpack_int4
 
 __all__ = ["linear", "dynamic_act_qparams", "WEIGHT_ONLY_RTOL"]
 
@@ -65,15 +65,13 @@ def dynamic_act_qparams(x2, act_dtype):
         NaN or infinity in a row, or a range whose scale overflows float32.
     """
     x2 = np.asarray(x2, _F32)
-    if not np.isfinite(x2).all():
-        raise ValueError("x contains NaN or infinity; dynamic activation quantization needs "
-                         "finite values")
+    _checks.require_finite(x2, "dynamic activation quantization")
     dt = _checks.DTYPES[act_dtype]
     if x2.shape[1] == 0:
         lo = hi = np.zeros(x2.shape[0], _F32)
     else:
         lo, hi = x2.min(axis=1), x2.max(axis=1)
-    scale, zp = _ref.qparams_from_range(lo, hi, dt, symmetric=dt.name == "int8")
+    scale, zp = _calib.qparams_from_range(lo, hi, dt, symmetric=dt.name == "int8")
     return scale.astype(_F32), zp.astype(np.int32)
 
 
@@ -85,9 +83,9 @@ def linear(x, w_q, bias=None, *, act_dtype="int8", act_scale=None, act_zero_poin
     n, k = w.shape
 
     if spec.act is None:                                             # weight-only
-        packed = w.dtype if w.dtype in ("int4", "uint4") else None
-        w_hat = _ref.dequantize(w.data, w.scale, w.zero_point, axis=w.axis,
-                                group_size=w.group_size, packed=packed, n=k if packed else None)
+        packed = w.dtype if _checks.DTYPES[w.dtype].bits == 4 else None
+        w_hat = dequantize(w.data, w.scale, w.zero_point, axis=w.axis, group_size=w.group_size,
+                           packed=packed, n=k if packed else None)
         y = (x2.astype(np.float64) @ w_hat.astype(np.float64).T).astype(_F32)
         with np.errstate(over="ignore", invalid="ignore"):
             if spec.bias is not None:
@@ -100,12 +98,12 @@ def linear(x, w_q, bias=None, *, act_dtype="int8", act_scale=None, act_zero_poin
     else:
         a_scale = np.full(m, spec.static_scale[0], _F32)
         a_zp = np.full(m, spec.static_zp[0], np.int32)
-    a_q = _ref.quantize(x2, a_scale, a_zp, dtype=spec.act.name, axis=0)
+    a_q = quantize(x2, a_scale, a_zp, dtype=spec.act.name, axis=0)
     a = a_q.astype(np.int64) - a_zp.astype(np.int64)[:, None]
 
     # the weights, unpacked
-    if w.dtype in ("int4", "uint4"):
-        w_int = _ref.unpack_int4(w.data, signed=w.dtype == "int4", axis=-1, n=k)
+    if _checks.DTYPES[w.dtype].bits == 4:
+        w_int = unpack_int4(w.data, signed=_checks.DTYPES[w.dtype].signed, axis=-1, n=k)
     else:
         w_int = w.data
     w_int = w_int.astype(np.int64)

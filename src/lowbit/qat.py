@@ -40,6 +40,7 @@ from typing import Callable, List, NamedTuple, Optional, Sequence, Tuple
 import numpy as np
 
 from . import _checks, _quant
+from ._checks_linear import check_act_dtype
 from ._qtensor import QTensor
 
 __all__ = ["DEFAULT_WEIGHT_FORMAT", "FakeQuantLinear", "QATResult", "train_qat", "mlp_forward",
@@ -62,12 +63,6 @@ def _check_format(weight_format) -> Optional[dict]:
     fmt.setdefault("dtype", "int8")
     _checks.qdtype(fmt["dtype"])
     return fmt
-
-
-def _check_act(act_dtype) -> Optional[str]:
-    if act_dtype not in (None, "int8", "uint8"):
-        raise ValueError(f"act_dtype must be 'int8', 'uint8' or None, got {act_dtype!r}")
-    return act_dtype
 
 
 class FakeQuantLinear:
@@ -102,7 +97,7 @@ class FakeQuantLinear:
         if self.bias.shape != (out,):
             raise ValueError(f"bias has shape {self.bias.shape}; expected ({out},)")
         self.weight_format = _check_format(weight_format)
-        self.act_dtype = _check_act(act_dtype)
+        self.act_dtype = check_act_dtype(act_dtype)
         self.grad_weight = np.zeros_like(self.weight)
         self.grad_bias = np.zeros_like(self.bias)
         self._saved = None
@@ -210,7 +205,7 @@ def _backward(mods, masks, grad) -> None:
 def mlp_forward(layers, x, *, weight_format=None, act_dtype=None) -> np.ndarray:
     """Logits of the MLP ``layers`` (ReLU between layers) on ``x``, with weights and
     activations fake-quantized as in training (``None``: float)."""
-    mods = _make_layers(layers, _check_format(weight_format), _check_act(act_dtype))
+    mods = _make_layers(layers, _check_format(weight_format), check_act_dtype(act_dtype))
     return _forward(mods, x)[0]
 
 
@@ -268,7 +263,7 @@ def train_qat(layers, x, y, *, weight_format=DEFAULT_WEIGHT_FORMAT, act_dtype="i
         ``weight_format``; ``qtensors()`` gives the weights quantized for ``lb.linear``.
     """
     fmt = _check_format(weight_format)
-    act = _check_act(act_dtype)
+    act = check_act_dtype(act_dtype)
     mods = _make_layers(layers, fmt, act)
     xf = _checks.float_array(x, "x")
     labels = np.asarray(y)

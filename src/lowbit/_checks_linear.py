@@ -1,7 +1,9 @@
 """Argument validation shared by :func:`lowbit.linear` and :func:`lowbit.reference.linear`.
 
 Only shapes, dtypes and ranges; no arithmetic on the data, so both implementations raise the
-same errors.
+same errors. A :class:`lowbit.QTensor` is recognised through its base
+:class:`lowbit._bases.QTensorBase`, so this module does not import ``_qtensor`` (which imports
+the compiled API).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from typing import NamedTuple, Optional, Tuple
 import numpy as np
 
 from . import _checks
-from . import _qtensor
+from ._bases import QTensorBase
 
 ACT_DTYPES = ("int8", "uint8")
 
@@ -19,7 +21,7 @@ ACT_DTYPES = ("int8", "uint8")
 class LinearSpec(NamedTuple):
     x2: np.ndarray                  # float32, C-contiguous, (M, K)
     out_shape: Tuple[int, ...]      # x.shape[:-1] + (N,)
-    w: "_qtensor.QTensor"           # (N, K), axis 0 per channel or axis 1 per group
+    w: QTensorBase                  # (N, K), axis 0 per channel or axis 1 per group
     grouped: bool                   # per-group weights (axis=1, group_size=g)
     w_scale: np.ndarray             # float32 (N,) per channel, (N, G) per group
     w_zp: np.ndarray                # w's zero points, same shape, storage dtype
@@ -31,7 +33,7 @@ class LinearSpec(NamedTuple):
 
 def linear_spec(x, w_q, bias, act_dtype, act_scale, act_zero_point) -> LinearSpec:
     """Normalise and check the arguments of ``linear``; raises the errors both share."""
-    if not isinstance(w_q, _qtensor.QTensor):
+    if not isinstance(w_q, QTensorBase):
         raise TypeError(f"w_q must be a lowbit.QTensor of shape (out, in) (make one with "
                         f"lb.QTensor.quantize(w, dtype, axis=0)), got {type(w_q).__name__}")
     if w_q.ndim != 2:
@@ -67,9 +69,7 @@ def linear_spec(x, w_q, bias, act_dtype, act_scale, act_zero_point) -> LinearSpe
                              "(act_dtype=None is weight-only: activations stay float)")
         return LinearSpec(x2, xf.shape[:-1] + (n,), w_q, grouped, w_scale, w_zp, b, None, None,
                           None)
-    if not isinstance(act_dtype, str) or act_dtype not in ACT_DTYPES:
-        raise ValueError(f"act_dtype must be 'int8', 'uint8' or None, got {act_dtype!r}")
-    act = _checks.DTYPES[act_dtype]
+    act = _checks.DTYPES[check_act_dtype(act_dtype)]
     s = z = None
     if act_scale is None:
         if act_zero_point is not None:
@@ -89,6 +89,14 @@ def linear_spec(x, w_q, bias, act_dtype, act_scale, act_zero_point) -> LinearSpe
         z = _checks.zero_point_array(zp, gran, act.qmin, act.qmax,
                                      f"the range of {act.name}").reshape(1)
     return LinearSpec(x2, xf.shape[:-1] + (n,), w_q, grouped, w_scale, w_zp, b, act, s, z)
+
+
+def check_act_dtype(act_dtype):
+    """``act_dtype`` of ``linear`` (and of ``lowbit.qat``): "int8", "uint8" or None."""
+    if act_dtype is not None and (not isinstance(act_dtype, str)
+                                  or act_dtype not in ACT_DTYPES):
+        raise ValueError(f"act_dtype must be 'int8', 'uint8' or None, got {act_dtype!r}")
+    return act_dtype
 
 
 def group_slices(k: int, g: int):

@@ -1,0 +1,32 @@
+"""Base classes by which the argument checks and :mod:`lowbit.reference` recognise the API's
+objects without importing the modules that define them (those import the compiled extension,
+and the reference must not).
+
+Each is an empty marker (``__slots__ = ()``, no behaviour) from which exactly one API class
+derives; the checks and the reference test ``isinstance`` against it and read the attributes
+its docstring lists.
+"""
+
+from __future__ import annotations
+
+__all__ = ["PackedBase", "QTensorBase"]
+
+
+class PackedBase:
+    """Base of :class:`lowbit.PackedMatrix` (``lowbit._gemm``).
+
+    Read by the checks and the reference: ``shape`` (``(K, N)``), ``dtype`` (a name of
+    ``_checks.DTYPES``), ``bits`` and ``to_array()`` (the ``(K, N)`` values).
+    """
+
+    __slots__ = ()
+
+
+class QTensorBase:
+    """Base of :class:`lowbit.QTensor` (``lowbit._qtensor``).
+
+    Read by the checks and the reference: ``data``, ``scale``, ``zero_point``, ``dtype``,
+    ``shape``, ``ndim``, ``axis`` and ``group_size``.
+    """
+
+    __slots__ = ()

@@ -82,7 +82,7 @@ class PackedMatrix(PackedBase):
         PackedMatrix).
         """
         k, n = self._shape
-        signed = self._dtype in ("int8", "int4")
+        signed = DTYPES[self._dtype].signed
         u = _core.gemm_unpack_b(self._data, self._colsum, k, n, self.bits, signed, self._layout)
         return u.view(np.int8) if signed else u
 
@@ -142,9 +142,9 @@ def pack_matrix(b, *, dtype=None, k=None) -> PackedMatrix:
     """
     if dtype is not None and dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {sorted(DTYPES)} or None, got {dtype!r}")
-    if dtype in ("int4", "uint4"):
+    if dtype is not None and DTYPES[dtype].bits == 4:
         bp = check_b_packed(b)
-        return _pack4(bp, check_k4(k, bp.shape[0]), dtype == "int4")
+        return _pack4(bp, check_k4(k, bp.shape[0]), DTYPES[dtype].signed)
     if k is not None:
         raise ValueError("k applies to 4-bit data only (dtype='int4' or 'uint4')")
     arr = _int8_array(b, "b", "(K, N)")
@@ -165,7 +165,7 @@ def _run(ops: Operands, pm: PackedMatrix) -> np.ndarray:
     k, n = pm.shape
     out = np.empty((a2.shape[0], n), np.int32)
     _core.gemm_s32(a2.view(np.uint8), a2.dtype == np.int8, pm._data, pm._colsum, k, n, pm.bits,
-                   pm.dtype in ("int8", "int4"), pm.layout, ops.za, ops.zb, out)
+                   DTYPES[pm.dtype].signed, pm.layout, ops.za, ops.zb, out)
     return out[0] if ops.vector else out
 
 

@@ -140,13 +140,13 @@ def _pack_weights(spec) -> _Weights:
     active path's panel width)."""
     w = spec.w
     n, k = w.shape
-    four = w.dtype in ("int4", "uint4")
+    dt = _checks.DTYPES[w.dtype]
     grouped = bool(spec.grouped)
     ngroups = -(-k // int(w.group_size)) if grouped else 1
     scale = np.ascontiguousarray(np.asarray(spec.w_scale, _F32).reshape(n, ngroups))
     zp = np.ascontiguousarray(np.asarray(spec.w_zp).astype(np.int32).reshape(n, ngroups))
     data = np.ascontiguousarray(w.data).view(np.uint8)
-    out = _core.linear_pack(data, k, 4 if four else 8, w.dtype in ("int8", "int4"), grouped,
+    out = _core.linear_pack(data, k, dt.bits, dt.signed, grouped,
                             int(w.group_size) if grouped else k, scale, zp)
     for arr in out[:2] + out[4:]:
         arr.setflags(write=False)

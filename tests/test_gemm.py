@@ -240,7 +240,11 @@ def test_packed_matrix_properties(rng):
     b = rand(rng, (37, 21), np.int8)
     pm = lb.pack_matrix(b)
     assert pm.shape == (37, 21) and pm.dtype == "int8" and pm.bits == 8
-    assert pm.nbytes == 32 * 2 * 19 + 64 * 2
+    g = lb._core.gemm_geometry()
+    panels, kgroups = -(-21 // g["nr"]), -(-37 // g["kb"])
+    assert pm.nbytes == panels * (kgroups * g["kb"] * g["nr"] + 4 * g["nr"])
+    if g["layout"] == "k2n16":  # the figures of the PackedMatrix docstring
+        assert pm.nbytes == 32 * 2 * 19 + 64 * 2
     assert_same(pm.to_array(), b)
     assert "PackedMatrix" in repr(pm)
     bu = rand(rng, (4, 3), np.uint8)
@@ -248,7 +252,7 @@ def test_packed_matrix_properties(rng):
     b4 = rng.integers(-8, 8, (37, 21)).astype(np.int8)
     pm4 = lb.pack_matrix(lb.pack_int4(b4, axis=0), dtype="int4", k=37)
     assert pm4.shape == (37, 21) and pm4.bits == 4
-    assert pm4.nbytes == 16 * 2 * 19 + 64 * 2
+    assert pm4.nbytes == panels * (kgroups * g["kb"] * g["nr"] // 2 + 4 * g["nr"])
     assert_same(pm4.to_array(), b4)
     u4 = rng.integers(0, 16, (6, 40)).astype(np.uint8)
     assert_same(lb.pack_matrix(lb.pack_int4(u4, axis=0), dtype="uint4").to_array(), u4)
@@ -272,18 +276,21 @@ def test_packed_matrix_survives_isa_switch(rng):
 
 @pytest.mark.parametrize("k,n", [(1, 1), (7, 15), (130, 33), (257, 16)])
 def test_every_isa_packs_the_same_bytes(rng, k, n):
+    """Paths that share a layout pack the same bytes; every path the same column sums."""
     b = rand(rng, (k, n), np.int8)
     bp = lb.pack_int4(rng.integers(0, 16, (k, n)).astype(np.uint8), axis=0)
-    packed = []
+    by_layout = {}
     for isa in lb.available_isas():
-        lb.set_isa(isa)
-        pm, pm4 = lb.pack_matrix(b), lb.pack_matrix(bp, dtype="uint4", k=k)
-        packed.append((pm._data, pm._colsum, pm4._data, pm4._colsum))
-    lb.set_isa("auto")
-    for got in packed[1:]:
-        for g, w in zip(got, packed[0]):
-            assert_same(g, w)
-    assert_same(packed[0][1][:n], (b.astype(np.int32) + 128).sum(axis=0, dtype=np.int32))
+        with forced_isa(isa):
+            pm, pm4 = lb.pack_matrix(b), lb.pack_matrix(bp, dtype="uint4", k=k)
+        by_layout.setdefault(pm.layout, []).append((pm._data, pm._colsum, pm4._data,
+                                                    pm4._colsum))
+        assert_same(pm._colsum[:n], (b.astype(np.int32) + 128).sum(axis=0, dtype=np.int32))
+        assert not pm._colsum[n:].any() and not pm4._colsum[n:].any()
+    for packed in by_layout.values():
+        for got in packed[1:]:
+            for g, w in zip(got, packed[0]):
+                assert_same(g, w)
 
 
 def test_pack_padding_nibble_ignored(isa, rng):
@@ -449,7 +456,7 @@ def test_geometry_of_every_path(rng):
     for isa in lb.available_isas():
         with forced_isa(isa):
             g = lb._core.gemm_geometry()
-            assert g["mr"] >= 1 and g["nr"] >= 2 and g["nr"] % 2 == 0 and g["kb"] == 2, g
+            assert g["mr"] >= 1 and g["nr"] >= 2 and g["nr"] % 2 == 0 and g["kb"] in (2, 4), g
             assert g["layout"] == lb._core.gemm_layout()
             pm = lb.pack_matrix(b)
             pm4 = lb.pack_matrix(lb.pack_int4(b4, axis=0), dtype="uint4", k=37)
@@ -465,26 +472,63 @@ def _relabelled(pm, layout):
 
 
 @pytest.mark.parametrize("dtype", ["int8", "int4"])
-def test_packed_layout_mismatch_is_refused(rng, dtype):
-    """A PackedMatrix used under a path with another layout raises ValueError, never computes."""
+def test_packed_layout_unknown_is_refused(rng, dtype):
+    """A PackedMatrix in a layout no path of this build packs (say, unpickled from another
+    build) raises ValueError, never computes; the C++ driver refuses a layout other than the
+    active one (out untouched)."""
     a = rng.integers(-128, 128, (9, 20)).astype(np.int8)
     if dtype == "int8":
         pm = lb.pack_matrix(rng.integers(-128, 128, (20, 7)).astype(np.int8))
     else:
         pm = lb.pack_matrix(lb.pack_int4(rng.integers(-8, 8, (20, 7)).astype(np.int8), axis=0),
                             dtype="int4", k=20)
-    bad = _relabelled(pm, "k4n32")
-    with pytest.raises(ValueError, match="layout 'k4n32'.*pack it again"):
+    bad = _relabelled(pm, "k9n99")
+    with pytest.raises(ValueError, match="layout 'k9n99'.*pack it again"):
         lb.matmul_int(a, bad) if dtype == "int8" else lb.matmul_int4(a, bad)
-    with pytest.raises(ValueError, match="k4n32"):
+    with pytest.raises(ValueError, match="k9n99"):
         bad.to_array()
-    # The C++ driver checks too (a set_isa between the Python check and the call): out untouched.
     out = sentinel((9, 7), np.int32)
     before = out.copy()
-    with pytest.raises(ValueError, match="k4n32"):
+    with pytest.raises(ValueError, match="k9n99"):
         lb._core.gemm_s32(a.view(np.uint8), True, pm._data, pm._colsum, 20, 7, pm.bits, True,
-                          "k4n32", np.zeros(1, np.int32), np.zeros(1, np.int32), out)
+                          "k9n99", np.zeros(1, np.int32), np.zeros(1, np.int32), out)
     assert_same(out, before)
+    for isa in lb.available_isas():  # a real layout, but another path's: refused by C++
+        with forced_isa(isa):
+            other = {lb._core.gemm_layout()}
+        if other != {pm.layout}:
+            with forced_isa(isa):
+                with pytest.raises(ValueError, match="packed in layout"):
+                    lb._core.gemm_s32(a.view(np.uint8), True, pm._data, pm._colsum, 20, 7,
+                                      pm.bits, True, pm.layout, np.zeros(1, np.int32),
+                                      np.zeros(1, np.int32), out)
+            assert_same(out, before)
+
+
+@pytest.mark.parametrize("dtype", ["int8", "uint8", "int4", "uint4"])
+def test_packed_matrix_repacks_for_another_layout(rng, dtype):
+    """Packed under each path, used under each path: the same values, repacked once per layout
+    when the layouts differ (lb.cpu_info() tells which paths share one)."""
+    k, n = 45, 70
+    four = dtype in ("int4", "uint4")
+    lo, hi = {"int8": (-128, 128), "uint8": (0, 256), "int4": (-8, 8), "uint4": (0, 16)}[dtype]
+    b = rng.integers(lo, hi, (k, n)).astype(np.int8 if dtype.startswith("int") else np.uint8)
+    a = rng.integers(-128, 128, (11, k)).astype(np.int8)
+    want = (lbr.matmul_int4(a, lb.pack_int4(b, axis=0), k=k, signed=dtype == "int4") if four
+            else lbr.matmul_int(a, b))
+    for isa_pack in lb.available_isas():
+        with forced_isa(isa_pack):
+            pm = (lb.pack_matrix(lb.pack_int4(b, axis=0), dtype=dtype, k=k) if four
+                  else lb.pack_matrix(b))
+        for isa in lb.available_isas():
+            with forced_isa(isa):
+                got = (lb.matmul_int4(a, pm, k=k, signed=dtype == "int4") if four
+                       else lb.matmul_int(a, pm))
+                assert_same(got, want, f"packed on {isa_pack}, run on {isa}")
+                assert_same(lb.matmul_int(a[:1], pm) if not four else
+                            lb.matmul_int4(a[:1], pm, k=k, signed=dtype == "int4"), want[:1])
+        assert pm.layout not in pm._repacked
+        assert_same(pm.to_array(), b)
 
 
 def test_linear_weights_record_their_layout(rng):
@@ -497,7 +541,15 @@ def test_linear_weights_record_their_layout(rng):
     nr = lb._core.gemm_geometry()["nr"]
     assert lw.ws.shape == (-(-24 // nr), 5, nr)
     out = np.empty((3, 24), np.float32)
-    with pytest.raises(ValueError, match="k4n32"):
-        lb._core.linear_f32(x, lw.data, "k4n32", lw.geometry, lw.ws, lw.zb, lw.cs, False,
+    with pytest.raises(ValueError, match="k9n99"):
+        lb._core.linear_f32(x, lw.data, "k9n99", lw.geometry, lw.ws, lw.zb, lw.cs, False,
                             np.zeros(0, np.float32), 1, False, 1.0, 0, out)
     assert_same(lb.linear(x, w_q), want)
+    for isa in lb.available_isas():  # one packing per layout in the cache, each exact
+        with forced_isa(isa):
+            assert_same(lb.linear(x, w_q), lbr.linear(x, w_q))
+    expected = set()
+    for isa in lb.available_isas():
+        with forced_isa(isa):
+            expected.add(lb._core.gemm_layout())
+    assert {key[1] for key in w_q._packed_cache if key[0] == "linear"} == expected

@@ -97,6 +97,19 @@ void register_gemm(py::module_& m) {
   }, "data"_a.noconvert(), "colsum"_a.noconvert(), "k"_a, "n"_a, "bits"_a, "is_signed"_a,
      "layout"_a);
 
+  // A packed B in `layout` packed again for the active path: (data, colsum, layout).
+  m.def("gemm_repack", [](CArr<uint8_t> data, CArr<int32_t> colsum, int64_t k, int64_t n,
+                          int bits, bool is_signed, const std::string& layout) {
+    const lowbit::PackedB b = packed_b(data, colsum, k, n, bits, is_signed, layout);
+    lowbit::PackedBData p;
+    {
+      py::gil_scoped_release nogil;
+      p = lowbit::gemm_repack(b);
+    }
+    return packed_tuple(std::move(p));
+  }, "data"_a.noconvert(), "colsum"_a.noconvert(), "k"_a, "n"_a, "bits"_a, "is_signed"_a,
+     "layout"_a);
+
   // a: (m, k) int8/uint8 viewed as uint8; za: (1,) or (m,); zb: (1,) or (n,); out: (m, n).
   // layout: the PackedMatrix's (a ValueError, out untouched, unless the active path uses it).
   // tiles=True runs the fused-epilogue driver (gemm_s32_tiles) with an epilogue that copies

@@ -189,9 +189,8 @@ const GemmGeometry* gemm_geometry_for(const std::string& layout) {
 
 void gemm_check_layout(const KernelTable& t, const PackedB& b) {
   if (std::strcmp(b.layout, t.gemm_geometry.layout) != 0)
-    throw std::invalid_argument(std::string("this PackedMatrix was packed in layout '") +
-                                b.layout + "', the active ISA path uses '" +
-                                t.gemm_geometry.layout + "'; pack it again with lb.pack_matrix");
+    throw std::invalid_argument(std::string("the weight was packed in layout '") + b.layout +
+                                "', the active ISA path uses '" + t.gemm_geometry.layout + "'");
 }
 
 namespace {
@@ -270,6 +269,20 @@ void gemm_unpack_b(const PackedB& b, uint8_t* out) {
       out[k * b.n + j] = static_cast<uint8_t>(u - b.bias);
     }
   }
+}
+
+PackedBData gemm_repack(const PackedB& b) {
+  std::vector<uint8_t> v(static_cast<size_t>(std::max<int64_t>(1, b.k * b.n)));
+  gemm_unpack_b(b, v.data());
+  const bool is_signed = b.bias != 0;
+  if (b.bits == 8) return gemm_pack_b8(v.data(), b.k, b.n, b.n, is_signed);
+  // 4-bit: rows of k-pairs, value 2i in the low nibble of row i, 2i+1 in the high one.
+  const int64_t rows = ceil_div(b.k, 2);
+  std::vector<uint8_t> p(static_cast<size_t>(std::max<int64_t>(1, rows * b.n)), 0);
+  for (int64_t k = 0; k < b.k; ++k)
+    for (int64_t j = 0; j < b.n; ++j)
+      p[(k / 2) * b.n + j] |= static_cast<uint8_t>((v[k * b.n + j] & 15) << (4 * (k & 1)));
+  return gemm_pack_b4(p.data(), b.k, b.n, b.n, is_signed);
 }
 
 int64_t gemm_peak(int64_t iters) { return active_table().gemm_peak_s32(iters); }

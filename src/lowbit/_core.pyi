@@ -45,6 +45,9 @@ def gemm_pack_b4(bp: npt.NDArray[np.uint8], k: int, is_signed: bool
                  ) -> Tuple[npt.NDArray[np.uint8], npt.NDArray[np.int32], str]: ...
 def gemm_unpack_b(data: npt.NDArray[np.uint8], colsum: npt.NDArray[np.int32], k: int, n: int,
                   bits: int, is_signed: bool, layout: str) -> npt.NDArray[np.uint8]: ...
+def gemm_repack(data: npt.NDArray[np.uint8], colsum: npt.NDArray[np.int32], k: int, n: int,
+                bits: int, is_signed: bool, layout: str
+                ) -> Tuple[npt.NDArray[np.uint8], npt.NDArray[np.int32], str]: ...
 def gemm_s32(a: npt.NDArray[np.uint8], a_signed: bool, data: npt.NDArray[np.uint8],
              colsum: npt.NDArray[np.int32], k: int, n: int, bits: int, b_signed: bool,
              layout: str, za: npt.NDArray[np.int32], zb: npt.NDArray[np.int32],

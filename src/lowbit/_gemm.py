@@ -32,8 +32,9 @@ class PackedMatrix(PackedBase):
     (``matmul_int4``, 4-bit only) is. It stores ``b`` in the panel layout of the active ISA
     path's kernels, values offset to unsigned (``b + 128`` for int8, ``b + 8`` for int4),
     together with its column sums, which the zero-point terms need, so no call repacks or
-    re-sums it. The layout is recorded (``layout``): a product under a path that packs
-    differently raises ``ValueError`` (pack again) instead of computing anything.
+    re-sums it. The layout is recorded (``layout``): under a path that packs differently (see
+    ``lb.cpu_info()``), the first product repacks the same values for it once and keeps that
+    copy too (``nbytes`` counts only the original).
 
     Memory (``nbytes``), layout ``"k2n16"`` (the scalar and avx2 paths: 16 columns a panel, k
     in pairs): ``32 * ceil(N/16) * ceil(K/2)`` bytes for 8-bit data and
@@ -52,7 +53,7 @@ class PackedMatrix(PackedBase):
         Name of the packed layout (``lb._core.gemm_layout()`` of the path that packed it).
     """
 
-    __slots__ = ("_data", "_colsum", "_shape", "_dtype", "_layout")
+    __slots__ = ("_data", "_colsum", "_shape", "_dtype", "_layout", "_repacked")
 
     def __init__(self, data: np.ndarray, colsum: np.ndarray, shape: Tuple[int, int], dtype: str,
                  layout: str) -> None:
@@ -60,6 +61,7 @@ class PackedMatrix(PackedBase):
         colsum.setflags(write=False)
         self._data, self._colsum = data, colsum
         self._shape, self._dtype, self._layout = (int(shape[0]), int(shape[1])), dtype, layout
+        self._repacked = {}  # layout -> (data, colsum): the same values for another ISA path
 
     shape = property(lambda self: self._shape)
     dtype = property(lambda self: self._dtype)
@@ -87,11 +89,37 @@ class PackedMatrix(PackedBase):
         return u.view(np.int8) if signed else u
 
 
-def _layout_of(pm: PackedMatrix) -> None:
-    want = _core.gemm_layout()
-    if pm.layout != want:
-        raise ValueError(f"this PackedMatrix was packed in layout {pm.layout!r}, the active ISA "
-                         f"path uses {want!r}; pack it again with lb.pack_matrix")
+def _in_layout(pm: PackedMatrix, layout: str) -> Tuple[np.ndarray, np.ndarray, str]:
+    """``(data, colsum, layout)`` of ``pm`` packed for the active path (expected in ``layout``):
+    its own bytes when the layouts agree, else a repacking made once and kept with it."""
+    if layout == pm._layout:
+        return pm._data, pm._colsum, layout
+    got = pm._repacked.get(layout)
+    if got is None:
+        data, colsum, packed_in = _core.gemm_repack(pm._data, pm._colsum, *pm._shape, pm.bits,
+                                                    DTYPES[pm._dtype].signed, pm._layout)
+        for arr in (data, colsum):
+            arr.setflags(write=False)
+        pm._repacked[packed_in] = got = (data, colsum)
+        layout = packed_in
+    return got[0], got[1], layout
+
+
+# A set_isa() between reading the active layout and the kernel call: the C++ side refuses the
+# call (nothing written) with this in its message, and the call is made again.
+LAYOUT_CHANGED = "packed in layout"
+_ATTEMPTS = 16
+
+
+def _with_active_layout(run):
+    """run(layout) for the active packed layout, again if the active path changed meanwhile."""
+    for attempt in range(_ATTEMPTS):
+        try:
+            return run(_core.gemm_layout())
+        except ValueError as e:
+            if LAYOUT_CHANGED not in str(e) or attempt == _ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _pack8(b: np.ndarray) -> PackedMatrix:
@@ -160,12 +188,16 @@ def pack_matrix(b, *, dtype=None, k=None) -> PackedMatrix:
 
 
 def _run(ops: Operands, pm: PackedMatrix) -> np.ndarray:
-    _layout_of(pm)
     a2 = np.ascontiguousarray(ops.a2)
     k, n = pm.shape
     out = np.empty((a2.shape[0], n), np.int32)
-    _core.gemm_s32(a2.view(np.uint8), a2.dtype == np.int8, pm._data, pm._colsum, k, n, pm.bits,
-                   DTYPES[pm.dtype].signed, pm.layout, ops.za, ops.zb, out)
+
+    def run(layout):
+        data, colsum, layout = _in_layout(pm, layout)
+        _core.gemm_s32(a2.view(np.uint8), a2.dtype == np.int8, data, colsum, k, n, pm.bits,
+                       DTYPES[pm.dtype].signed, layout, ops.za, ops.zb, out)
+
+    _with_active_layout(run)
     return out[0] if ops.vector else out
 
 

@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import _checks, _core
+from . import _checks, _core, _gemm
 from ._checks_linear import linear_spec
 
 __all__ = ["linear"]
@@ -94,15 +94,19 @@ def _linear_2d(spec) -> np.ndarray:
     n, k = spec.w.shape
     if m == 0 or n == 0 or k == 0:
         return _degenerate(spec)
-    lw = _weights(spec)
     out = np.empty((m, n), _F32)
     bias = spec.bias if spec.bias is not None else np.zeros(0, _F32)
     act = 0 if spec.act is None else (1 if spec.act.name == "int8" else 2)
     static = spec.static_scale is not None
     scale = float(spec.static_scale[0]) if static else 1.0
     zp = int(spec.static_zp[0]) if static else 0
-    status = _core.linear_f32(spec.x2, lw.data, lw.layout, lw.geometry, lw.ws, lw.zb, lw.cs,
-                              spec.bias is not None, bias, act, static, scale, zp, out)
+
+    def run(layout):
+        lw = _weights(spec, layout)
+        return _core.linear_f32(spec.x2, lw.data, lw.layout, lw.geometry, lw.ws, lw.zb, lw.cs,
+                                spec.bias is not None, bias, act, static, scale, zp, out)
+
+    status = _gemm._with_active_layout(run)
     if status & _NONFINITE:
         raise _checks.nonfinite_error("dynamic activation quantization")
     if status & _NAN:
@@ -129,9 +133,17 @@ class _Weights(NamedTuple):
     cs: np.ndarray                 # int32, the same layout: sum of u over each group
 
 
-def _weights(spec) -> _Weights:
-    """The packed weight of ``spec.w``, built once per packed layout and cached in the QTensor."""
-    return spec.w._cached(("linear", _core.gemm_layout()), lambda: _pack_weights(spec))
+def _weights(spec, layout: str) -> _Weights:
+    """The packed weight of ``spec.w`` for the active path (expected in ``layout``), built once
+    per packed layout and cached in the QTensor."""
+    def build():
+        lw = _pack_weights(spec)
+        if lw.layout != layout:  # the active path changed meanwhile: not for this key
+            raise ValueError(f"the weight was {_gemm.LAYOUT_CHANGED} {lw.layout!r}, not "
+                             f"{layout!r} (the active ISA path changed)")
+        return lw
+
+    return spec.w._cached(("linear", layout), build)
 
 
 def _pack_weights(spec) -> _Weights:

@@ -69,6 +69,9 @@ PackedBData gemm_pack(const KernelTable& t, const uint8_t* b, int64_t k, int64_t
 // The k x n values of b back (int8 values as their bytes; 4-bit ones sign- or zero-extended),
 // from the layout b.layout names. Throws std::invalid_argument if no path of this build has it.
 void gemm_unpack_b(const PackedB& b, uint8_t* out);
+// b (in its layout b.layout) packed again for the active path: what a PackedMatrix does when
+// the active path packs differently (the values are the same, the bytes are not).
+PackedBData gemm_repack(const PackedB& b);
 // Throws std::invalid_argument unless b.layout is the layout of the table t.
 void gemm_check_layout(const KernelTable& t, const PackedB& b);
 

@@ -212,6 +212,14 @@ LOWBIT_INLINE void widen4(vu8 y, vi w[4]) {
   w[2] = widen16<kSigned>(_mm512_extracti32x4_epi32(y, 2));
   w[3] = widen16<kSigned>(_mm512_extracti32x4_epi32(y, 3));
 }
+// The same from memory: vpmovsxbd / vpmovzxbd straight from each 16 bytes.
+template <bool kSigned>
+LOWBIT_INLINE void load_widen4(const uint8_t* p, vi w[4]) {
+  w[0] = widen16<kSigned>(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  w[1] = widen16<kSigned>(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16)));
+  w[2] = widen16<kSigned>(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 32)));
+  w[3] = widen16<kSigned>(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 48)));
+}
 // 32 packed bytes (the low half of y) -> 64 int32; signed: (v ^ 8) - 8 sign-extends a nibble
 // within its byte.
 template <bool kSigned>

@@ -32,7 +32,8 @@
 //   pack_pairs(a, b)  2 B bytes (a then b) -> B: (v[2j] & 15) | v[2j+1] << 4
 //   pack_vert(lo, hi) (lo & 15) | hi << 4;  low_nibbles high_nibbles: v & 15, v >> 4
 //   unpack_nibbles(p, r0, r1)  B packed bytes -> 2 B nibbles in element order (zero-extended)
-//   widen4<kSigned>(bytes, w)  4 W bytes -> four int32 vectors (sign- or zero-extended)
+//   widen4<kSigned>(bytes, w)  4 W bytes -> four int32 vectors (sign- or zero-extended);
+//                  load_widen4<kSigned>(p, w) the same straight from memory
 //   widen_nibbles4<kSigned>(packed, w)  the low 2 W packed bytes -> four int32 vectors
 //
 // Shape of every kernel: an unrolled main loop, a one-vector loop where it pays, then a tail
@@ -381,7 +382,7 @@ struct Bytes8 {
   static constexpr bool kPacked = false;
   static LOWBIT_INLINE const uint8_t* at(const uint8_t* q, int64_t i) { return q + i; }
   static LOWBIT_INLINE void load(const uint8_t* q, int64_t i, vi w[4]) {
-    widen4<kSigned>(load_u8(q + i), w);
+    load_widen4<kSigned>(q + i, w);
   }
   static LOWBIT_INLINE void load(const uint8_t* q, int64_t i, int64_t k, vi w[4]) {
     widen4<kSigned>(load_u8(q + i, k), w);

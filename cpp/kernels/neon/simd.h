@@ -221,6 +221,10 @@ LOWBIT_INLINE void widen4(vu8 v, vi w[4]) {
     w[3] = vreinterpretq_s32_u32(vmovl_u16(vget_high_u16(b)));
   }
 }
+template <bool kSigned>
+LOWBIT_INLINE void load_widen4(const uint8_t* p, vi w[4]) {
+  widen4<kSigned>(vld1q_u8(p), w);
+}
 // 8 packed bytes (the low half of y) -> 16 int32; signed: (v ^ 8) - 8 sign-extends a nibble
 // within its byte.
 template <bool kSigned>

@@ -1,0 +1,113 @@
+// The AVX-512 intrinsics of cpp/kernels/avx512 (and, next, avx512_vnni), so the kernel code reads
+// as ordinary AVX-512 in both builds:
+//  - native build (-mavx512f -mavx512bw -mavx512dq -mavx512vl): the compiler's <immintrin.h>;
+//  - emulated build (CMake LOWBIT_EMULATE_AVX512=ON defines LOWBIT_SIMDE=1, AVX2 flags only):
+//    SIMDe's emulation (simde-py 0.8.2.post1) under the usual _mm512_* names, with the gaps and
+//    faults of that version fixed below. Nothing here may need AVX-512 hardware: an intrinsic
+//    that neither SIMDe nor this file provides falls through to the compiler's declaration and
+//    fails to compile ("target specific option mismatch"), never into an EVEX instruction.
+//
+// Measured on SIMDe 0.8.2 with g++ 12 (issue 9): its arithmetic, rounding conversions, compares,
+// min/max, saturating narrows and shuffles match the hardware bit for bit, but
+//  - its masked loads and stores touch all 64 bytes (a fault at a page end, and
+//    _mm512_mask_storeu_ps writes zeros into the unmasked lanes): replaced below by copies of
+//    the active lanes only, for any mask;
+//  - it lacks _mm512_cvt_roundps_epi32, _mm512_stream_ps, the truncating narrow
+//    _mm512_cvtepi32_epi8, the widenings _mm512_cvtepi8_epi32 / _mm512_cvtepu8_epi32 /
+//    _mm512_cvtepu8_epi16, _mm512_maskz_loadu_epi32 / _epi8, _mm512_mask_storeu_epi8 and
+//    _mm_mask_storeu_epi8: defined below by their definitions in Intel's guide, lane by lane;
+//  - _mm512_rcp14_ps does not reproduce the hardware's table: not used anywhere.
+#pragma once
+
+#ifdef LOWBIT_SIMDE
+#define SIMDE_ENABLE_NATIVE_ALIASES
+#include <simde/x86/avx512.h>
+
+#include <cstdint>
+#include <cstring>
+
+namespace lowbit {
+namespace simde_compat {
+namespace {
+
+// Lanes j with bit j of k set, each T of N, from p / to p; nothing else is read or written.
+template <class V, class T, int N, class M>
+inline V masked_load(M k, const void* p) {
+  T v[N] = {};
+  const unsigned char* b = static_cast<const unsigned char*>(p);
+  for (int j = 0; j < N; ++j)
+    if ((k >> j) & 1) std::memcpy(&v[j], b + j * sizeof(T), sizeof(T));
+  V r;
+  std::memcpy(&r, v, sizeof r);
+  return r;
+}
+
+template <class T, int N, class M, class V>
+inline void masked_store(void* p, M k, V a) {
+  T v[N];
+  std::memcpy(v, &a, sizeof v);
+  unsigned char* b = static_cast<unsigned char*>(p);
+  for (int j = 0; j < N; ++j)
+    if ((k >> j) & 1) std::memcpy(b + j * sizeof(T), &v[j], sizeof(T));
+}
+
+// Lane-wise conversion of N lanes From -> To (C++ conversion: truncation to an unsigned type,
+// sign or zero extension to a wider one), as Intel's pseudo-code for vpmov / vpmovsx / vpmovzx.
+template <class R, class To, class From, int N, class A>
+inline R convert(A a) {
+  From in[N];
+  To out[N];
+  std::memcpy(in, &a, sizeof in);
+  for (int j = 0; j < N; ++j) out[j] = static_cast<To>(in[j]);
+  R r;
+  std::memcpy(&r, out, sizeof r);
+  return r;
+}
+
+inline void stream_ps(float* p, __m512 a) {  // two 32-byte movntps, both aligned (p is 64-aligned)
+  _mm256_stream_ps(p, simde_mm512_castps512_ps256(a));
+  _mm256_stream_ps(p + 8, simde_mm512_extractf32x8_ps(a, 1));
+}
+
+}  // namespace
+}  // namespace simde_compat
+}  // namespace lowbit
+
+#define LOWBIT_SC_ ::lowbit::simde_compat::
+#undef _mm512_maskz_loadu_ps
+#define _mm512_maskz_loadu_ps(k, p) (LOWBIT_SC_ masked_load<__m512, float, 16>((k), (p)))
+#undef _mm512_mask_storeu_ps
+#define _mm512_mask_storeu_ps(p, k, a) (LOWBIT_SC_ masked_store<float, 16>((p), (k), (a)))
+#undef _mm512_maskz_loadu_epi32
+#define _mm512_maskz_loadu_epi32(k, p) (LOWBIT_SC_ masked_load<__m512i, int32_t, 16>((k), (p)))
+#undef _mm512_maskz_loadu_epi8
+#define _mm512_maskz_loadu_epi8(k, p) (LOWBIT_SC_ masked_load<__m512i, uint8_t, 64>((k), (p)))
+#undef _mm512_mask_storeu_epi8
+#define _mm512_mask_storeu_epi8(p, k, a) (LOWBIT_SC_ masked_store<uint8_t, 64>((p), (k), (a)))
+#undef _mm_mask_storeu_epi8
+#define _mm_mask_storeu_epi8(p, k, a) (LOWBIT_SC_ masked_store<uint8_t, 16>((p), (k), (a)))
+// vcvtps2dq with an explicit rounding mode == round to an integral float in that mode
+// (vrndscaleps, scale 0), then the exact truncating conversion; out-of-range and NaN lanes give
+// 0x80000000 either way.
+#undef _mm512_cvt_roundps_epi32
+#define _mm512_cvt_roundps_epi32(a, r) (simde_mm512_cvttps_epi32(simde_mm512_roundscale_ps((a), (r))))
+#undef _mm512_stream_ps
+#define _mm512_stream_ps(p, a) (LOWBIT_SC_ stream_ps((p), (a)))
+#undef _mm512_cvtepi32_epi8
+#define _mm512_cvtepi32_epi8(a) (LOWBIT_SC_ convert<__m128i, uint8_t, uint32_t, 16>(a))
+#undef _mm512_cvtepi8_epi32
+#define _mm512_cvtepi8_epi32(a) (LOWBIT_SC_ convert<__m512i, int32_t, int8_t, 16>(a))
+#undef _mm512_cvtepu8_epi32
+#define _mm512_cvtepu8_epi32(a) (LOWBIT_SC_ convert<__m512i, int32_t, uint8_t, 16>(a))
+#undef _mm512_cvtepu8_epi16
+#define _mm512_cvtepu8_epi16(a) (LOWBIT_SC_ convert<__m512i, uint16_t, uint8_t, 32>(a))
+
+#else
+// GCC 12's AVX-512 intrinsics start from _mm512_undefined_*(), written `__m512 __Y = __Y;`,
+// which -Wmaybe-uninitialized then reports inside the header at every inlined use (GCC bug
+// 105593, fixed in GCC 13). Diagnostics are placed by location, so this covers the header only.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#pragma GCC diagnostic pop
+#endif

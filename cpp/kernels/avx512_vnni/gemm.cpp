@@ -12,7 +12,7 @@
 // 4c+i = u[4q+i][c]: the two zmm of columns 0..15 and 16..31. A 4-bit panel holds 64 bytes a
 // quad, byte 4(c mod 16)+i = u[4q+i][c] in the low nibble for c < 16, in the high one for
 // c >= 16: one load, an and and a shift give both vpdpbusd operands.
-#include <immintrin.h>
+#include "avx512/simde_compat.h"  // <immintrin.h>, or SIMDe in an emulated build
 
 #include <cstring>
 

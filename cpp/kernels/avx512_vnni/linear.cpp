@@ -4,7 +4,7 @@
 // operation, in the same order, never an FMA. The weight-only kernels use FMA and their own
 // summation order, which the documented tolerance covers. Layouts: gemm.cpp ("k4n32": k-quads,
 // 32 columns a panel, A words int8 k-quads).
-#include <immintrin.h>
+#include "avx512/simde_compat.h"  // <immintrin.h>, or SIMDe in an emulated build
 
 #include <type_traits>
 

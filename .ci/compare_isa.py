@@ -1,5 +1,6 @@
-"""Every element-wise API on one ISA path, on fixed random inputs: save the outputs, or check
-them bit for bit against outputs saved by another build (.ci/emulate: native vs emulated avx512).
+"""Every element-wise API, the integer GEMM and lb.linear on one ISA path, on fixed random
+inputs: save the outputs, or check them bit for bit against outputs saved by another build
+(.ci/emulate: native vs emulated avx512 and avx512_vnni).
 
     python .ci/compare_isa.py save ISA OUT.npz
     python .ci/compare_isa.py check ISA REF.npz
@@ -87,6 +88,40 @@ def outputs():
                 res[f"n{n}_nan"] = np.array([0])
             except ValueError:
                 res[f"n{n}_nan"] = np.array([1])
+    res.update(product_outputs(rng))
+    return res
+
+
+def product_outputs(rng):
+    """matmul_int / matmul_int4 (plain and pre-packed, zero points) and lb.linear (W8A8, W4A8
+    per channel and per group, static and dynamic, weight-only) across the tile edges."""
+    res = {}
+    for m, k, n in [(1, 1, 1), (3, 5, 17), (9, 64, 33), (37, 131, 100), (8, 256, 64),
+                    (130, 300, 70)]:
+        a = rng.integers(0, 256, (m, k)).astype(np.uint8)
+        b = rng.integers(-128, 128, (k, n)).astype(np.int8)
+        za = rng.integers(0, 256, m).astype(np.uint8)
+        zb = rng.integers(-128, 128, n).astype(np.int8)
+        key = f"mm{m}x{k}x{n}"
+        res[f"{key}_u8s8"] = lb.matmul_int(a, b)
+        res[f"{key}_zp"] = lb.matmul_int(a, lb.pack_matrix(b), za,
+                                         zb)
+        res[f"{key}_s8s8"] = lb.matmul_int(a.view(np.int8), b)
+        b4 = lb.pack_int4(rng.integers(-8, 8, (k, n)).astype(np.int8), axis=0)
+        res[f"{key}_int4"] = lb.matmul_int4(a, b4, k=k)
+        x = (rng.standard_normal((m, k)) * 3).astype(np.float32)
+        w = rng.standard_normal((n, k)).astype(np.float32)
+        bias = rng.standard_normal(n).astype(np.float32)
+        for name, wq in [("w8", lb.QTensor.quantize(w, "int8", axis=0)),
+                         ("w8u", lb.QTensor.quantize(w, "uint8", axis=0, symmetric=False)),
+                         ("w4c", lb.QTensor.quantize(w, "int4", axis=0)),
+                         ("w4g32", lb.QTensor.quantize(w, "int4", axis=1, group_size=32)),
+                         ("w4g6", lb.QTensor.quantize(w, "uint4", axis=1, group_size=6,
+                                                      symmetric=False))]:
+            res[f"{key}_{name}_a8"] = lb.linear(x, wq, bias)
+            res[f"{key}_{name}_u8"] = lb.linear(x, wq, act_dtype="uint8")
+            res[f"{key}_{name}_static"] = lb.linear(x, wq, bias, act_scale=0.05)
+            res[f"{key}_{name}_wo"] = lb.linear(x, wq, bias, act_dtype=None)
     return res
 
 

@@ -230,7 +230,11 @@ int64_t gemm_peak_s32(int64_t iters) {
   for (int64_t it = 0; it < (iters + 7) / 8; ++it) {
 #pragma GCC unroll 24
     for (int i = 0; i < 24; ++i) acc[i] = _mm512_dpbusd_epi32(acc[i], x, y);
-    __asm__ volatile("" : "+v"(x), "+v"(y));  // not loop-invariant to the compiler
+#ifdef LOWBIT_SIMDE
+    __asm__ volatile("" : "+m"(x), "+m"(y));  // not loop-invariant to the compiler
+#else
+    __asm__ volatile("" : "+v"(x), "+v"(y));
+#endif
   }
   __m512i s = acc[0];
   for (int i = 1; i < 24; ++i) s = _mm512_add_epi32(s, acc[i]);

@@ -38,12 +38,7 @@ LOWBIT_INLINE vf load_f(const float* p) { return _mm256_loadu_ps(p); }
 LOWBIT_INLINE vi load_i(const int32_t* p) {
   return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
 }
-// Float stores leave in program order, so each output line fills in address order as in the
-// hand-written loops: an empty volatile asm is a barrier to GCC's instruction scheduler (nothing
-// moves across it) but not to the optimizer (it names no memory, so nothing is reloaded). Left
-// to the scheduler, GCC 12 issues the four stores of a dequantize step out of order, and
-// 16M-element dequantize ran 8-20% slower (streaming and normal stores alike).
-#define LOWBIT_STORE_ORDER() __asm__ volatile("")
+// Float stores leave in program order (LOWBIT_STORE_ORDER, generic/simd_prelude.h).
 LOWBIT_INLINE void store_f(float* p, vf v) {
   _mm256_storeu_ps(p, v);
   LOWBIT_STORE_ORDER();

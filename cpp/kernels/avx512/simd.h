@@ -39,11 +39,17 @@ LOWBIT_INLINE vf zero_f() { return _mm512_setzero_ps(); }
 LOWBIT_INLINE vi zero_i() { return _mm512_setzero_si512(); }
 LOWBIT_INLINE vf load_f(const float* p) { return _mm512_loadu_ps(p); }
 LOWBIT_INLINE vi load_i(const int32_t* p) { return _mm512_loadu_si512(p); }
-LOWBIT_INLINE void store_f(float* p, vf v) { _mm512_storeu_ps(p, v); }
+LOWBIT_INLINE void store_f(float* p, vf v) {
+  _mm512_storeu_ps(p, v);
+  LOWBIT_STORE_ORDER();
+}
 LOWBIT_INLINE vf load_f(const float* p, vt t) { return _mm512_maskz_loadu_ps(t.m, p); }
 LOWBIT_INLINE vi load_i(const int32_t* p, vt t) { return _mm512_maskz_loadu_epi32(t.m, p); }
 LOWBIT_INLINE void store_f(float* p, vf v, vt t) { _mm512_mask_storeu_ps(p, t.m, v); }
-LOWBIT_INLINE void stream_f(float* p, vf v) { _mm512_stream_ps(p, v); }
+LOWBIT_INLINE void stream_f(float* p, vf v) {
+  _mm512_stream_ps(p, v);
+  LOWBIT_STORE_ORDER();
+}
 LOWBIT_INLINE void stream_fence() { _mm_sfence(); }
 LOWBIT_INLINE void prefetch(const float* p) {
   _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0);

@@ -90,6 +90,31 @@ inline __m512i dpbusd(__m512i src, __m512i a, __m512i b) {
   return r;
 }
 
+// Wrapping integer adds, subtracts and multiplies: SIMDe writes them as GCC vector arithmetic on
+// signed lanes, whose overflow is undefined behaviour in C++ (UBSan stops the sanitizer job at
+// 127 + 8 in an int8 lane); the AVX2 instructions on the two 256-bit halves wrap by definition.
+#define LOWBIT_SC_HALVES_(name, op256)                              \
+  inline __m512i name(__m512i a, __m512i b) {                      \
+    alignas(64) __m256i x[2], y[2];                                \
+    std::memcpy(x, &a, 64);                                        \
+    std::memcpy(y, &b, 64);                                        \
+    x[0] = op256(x[0], y[0]);                                      \
+    x[1] = op256(x[1], y[1]);                                      \
+    __m512i r;                                                     \
+    std::memcpy(&r, x, 64);                                        \
+    return r;                                                      \
+  }
+LOWBIT_SC_HALVES_(add_epi8, _mm256_add_epi8)
+LOWBIT_SC_HALVES_(sub_epi8, _mm256_sub_epi8)
+LOWBIT_SC_HALVES_(add_epi16, _mm256_add_epi16)
+LOWBIT_SC_HALVES_(sub_epi16, _mm256_sub_epi16)
+LOWBIT_SC_HALVES_(add_epi32, _mm256_add_epi32)
+LOWBIT_SC_HALVES_(sub_epi32, _mm256_sub_epi32)
+LOWBIT_SC_HALVES_(mullo_epi32, _mm256_mullo_epi32)
+LOWBIT_SC_HALVES_(add_epi64, _mm256_add_epi64)
+LOWBIT_SC_HALVES_(sub_epi64, _mm256_sub_epi64)
+#undef LOWBIT_SC_HALVES_
+
 inline void stream_ps(float* p, __m512 a) {  // two 32-byte movntps, both aligned (p is 64-aligned)
   _mm256_stream_ps(p, simde_mm512_castps512_ps256(a));
   _mm256_stream_ps(p + 8, simde_mm512_extractf32x8_ps(a, 1));
@@ -127,6 +152,24 @@ inline void stream_ps(float* p, __m512 a) {  // two 32-byte movntps, both aligne
 #define _mm512_cvtepu8_epi32(a) (LOWBIT_SC_ convert<__m512i, int32_t, uint8_t, 16>(a))
 #undef _mm512_cvtepu8_epi16
 #define _mm512_cvtepu8_epi16(a) (LOWBIT_SC_ convert<__m512i, uint16_t, uint8_t, 32>(a))
+#undef _mm512_add_epi8
+#define _mm512_add_epi8(a, b) (LOWBIT_SC_ add_epi8((a), (b)))
+#undef _mm512_sub_epi8
+#define _mm512_sub_epi8(a, b) (LOWBIT_SC_ sub_epi8((a), (b)))
+#undef _mm512_add_epi16
+#define _mm512_add_epi16(a, b) (LOWBIT_SC_ add_epi16((a), (b)))
+#undef _mm512_sub_epi16
+#define _mm512_sub_epi16(a, b) (LOWBIT_SC_ sub_epi16((a), (b)))
+#undef _mm512_add_epi32
+#define _mm512_add_epi32(a, b) (LOWBIT_SC_ add_epi32((a), (b)))
+#undef _mm512_sub_epi32
+#define _mm512_sub_epi32(a, b) (LOWBIT_SC_ sub_epi32((a), (b)))
+#undef _mm512_mullo_epi32
+#define _mm512_mullo_epi32(a, b) (LOWBIT_SC_ mullo_epi32((a), (b)))
+#undef _mm512_add_epi64
+#define _mm512_add_epi64(a, b) (LOWBIT_SC_ add_epi64((a), (b)))
+#undef _mm512_sub_epi64
+#define _mm512_sub_epi64(a, b) (LOWBIT_SC_ sub_epi64((a), (b)))
 #undef _mm512_dpbusd_epi32
 #define _mm512_dpbusd_epi32(s, a, b) (LOWBIT_SC_ dpbusd((s), (a), (b)))
 

@@ -236,14 +236,7 @@ __attribute__((always_inline)) inline __m256 group_sum8(const LinearEpilogue& e,
                     _mm256_loadu_si256(reinterpret_cast<const __m256i*>(e.s + j * e.s_group + r * e.lds + c)));
 }
 
-inline float group_sum1(const LinearEpilogue& e, int64_t j, int r, int c) {
-  const int64_t w = j * e.w_group + c;
-  const uint32_t zb = static_cast<uint32_t>(e.zb ? e.zb[w] : e.zb_all);
-  uint32_t v = static_cast<uint32_t>(e.s[j * e.s_group + r * e.lds + c]) +
-               e.rterm[j * e.rt_group + r] * zb;
-  if (e.za) v -= static_cast<uint32_t>(e.za[r]) * static_cast<uint32_t>(e.cs[w]);
-  return static_cast<float>(static_cast<int32_t>(v));
-}
+#include "generic/linear_epilogue.h"  // corrected, group_sum1: the column tail
 
 void linear_epilogue_s32(const LinearEpilogue& e) {
   const int n8 = e.n & ~7;

@@ -3,7 +3,7 @@
 // those features and OS support for ZMM state. Semantics: cpp/kernels/scalar/gemm.cpp, matched
 // bit for bit (integer sums wrap the same way in any order).
 //
-// Arithmetic: vpdpbusd (never the saturating vpdpbusds) multiplies the 4 unsigned bytes u of a
+// Arithmetic: vpdpbusd (never its saturating variant) multiplies the 4 unsigned bytes u of a
 // B column's k-quad by the 4 signed bytes a' of an A row's k-quad and adds the 4 products to the
 // int32 lane: |sum| <= 4 * 255 * 128, exact, and the lane wraps modulo 2**32 like NumPy int32.
 // So B keeps lowbit's unsigned u = b + bias, and A is packed as a' = a (int8) or a ^ 0x80 =

@@ -178,14 +178,7 @@ void linear_small_u4_s32(int64_t kp, int64_t gp, const int32_t* a, int m, const 
 // Epilogue of the large-M path: 16 columns a vector, then the scalar formula for a tail of
 // n mod 16 columns.
 
-inline float group_sum1(const LinearEpilogue& e, int64_t j, int r, int c) {
-  const int64_t w = j * e.w_group + c;
-  const uint32_t zb = static_cast<uint32_t>(e.zb ? e.zb[w] : e.zb_all);
-  uint32_t v = static_cast<uint32_t>(e.s[j * e.s_group + r * e.lds + c]) +
-               e.rterm[j * e.rt_group + r] * zb;
-  if (e.za) v -= static_cast<uint32_t>(e.za[r]) * static_cast<uint32_t>(e.cs[w]);
-  return static_cast<float>(static_cast<int32_t>(v));
-}
+#include "generic/linear_epilogue.h"  // corrected, group_sum1: the column tail
 
 __attribute__((always_inline)) inline __m512 group_sum16(const LinearEpilogue& e, int64_t j, int r,
                                                          int c) {

@@ -20,14 +20,7 @@ inline int32_t u4_at(const uint8_t* b, int64_t p, int t, int c) {
   return c < 8 ? byte & 15 : byte >> 4;
 }
 
-// float(C_j[r][c]) of LinearEpilogue from the raw sum s (uint32 wrapping, then as int32).
-inline float corrected(const LinearEpilogue& e, int64_t j, int r, int c, uint32_t s) {
-  const int64_t w = j * e.w_group + c;
-  const uint32_t zb = static_cast<uint32_t>(e.zb ? e.zb[w] : e.zb_all);
-  uint32_t v = s + e.rterm[j * e.rt_group + r] * zb;
-  if (e.za) v -= static_cast<uint32_t>(e.za[r]) * static_cast<uint32_t>(e.cs[w]);
-  return static_cast<float>(static_cast<int32_t>(v));
-}
+#include "generic/linear_epilogue.h"
 
 // The per-channel formula: float(C) * (as * ws), then + bias.
 inline float per_channel(const LinearEpilogue& e, int r, int c, float v) {

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "lowbit/kernels.h"
@@ -98,22 +99,39 @@ inline uint32_t put_pairs(const uint8_t* g, int64_t n, bool is_signed, int32_t* 
   return is_signed ? put_pairs<true>(g, n, o, stride) : put_pairs<false>(g, n, o, stride);
 }
 
+// The sum of a row's n values a' (int8 a, or uint8 a - 128 when flipped), wrapping; a plain
+// loop of widening adds that the compiler vectorizes.
+inline uint32_t row_sum(const uint8_t* g, int64_t n, bool is_signed) {
+  uint32_t sum = 0;
+  if (is_signed) {
+    for (int64_t i = 0; i < n; ++i) sum += static_cast<uint32_t>(int32_t(int8_t(g[i])));
+    return sum;
+  }
+  for (int64_t i = 0; i < n; ++i) sum += g[i];
+  return sum - 128u * static_cast<uint32_t>(n);
+}
+
 // The same row as byte k-quad words of int8 a' (a' = value, or value - 128 = byte ^ 0x80 for
-// uint8 values), zero past n. Returns the sum of a', wrapping.
+// uint8 values), zero past n: a word copy per quad (the word holds k = 4q in its low byte). Returns the sum of a', wrapping.
 inline uint32_t put_quads(const uint8_t* g, int64_t n, bool is_signed, int32_t* o,
                           int64_t stride) {
-  const uint8_t flip = is_signed ? 0 : 0x80;
-  uint32_t sum = 0;
-  for (int64_t q = 0; 4 * q < n; ++q) {
-    uint32_t w = 0;
-    for (int64_t b = 0; b < 4 && 4 * q + b < n; ++b) {
-      const uint8_t x = static_cast<uint8_t>(g[4 * q + b] ^ flip);
-      sum += static_cast<uint32_t>(int32_t(int8_t(x)));
-      w |= uint32_t(x) << (8 * b);
-    }
-    o[q * stride] = static_cast<int32_t>(w);
+  const uint32_t flip = is_signed ? 0u : 0x80808080u;
+  const int64_t full = n / 4;
+  for (int64_t q = 0; q < full; ++q) {
+    uint32_t w;
+    std::memcpy(&w, g + 4 * q, 4);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    w = __builtin_bswap32(w);
+#endif
+    o[q * stride] = static_cast<int32_t>(w ^ flip);
   }
-  return sum;
+  if (n % 4) {
+    uint32_t w = 0;
+    for (int64_t b = 0; 4 * full + b < n; ++b)
+      w |= uint32_t(g[4 * full + b] ^ (flip & 0xFFu)) << (8 * b);
+    o[full * stride] = static_cast<int32_t>(w);
+  }
+  return row_sum(g, n, is_signed);
 }
 
 // The tile driver of the tiled integer paths (the GEMM's large M, linear's per-channel large M):

@@ -46,17 +46,18 @@ void pack_a_panel(const GemmA& a, int64_t i0, int64_t mr, int64_t kw, bool quads
 void correct(const PackedB& b, const GemmZeroPoints& zp, const uint32_t* rowsum, int32_t a_off,
              int64_t i0, int64_t i1, int64_t j0, int64_t j1, int32_t* ct, int64_t ldt) {
   const uint32_t k = static_cast<uint32_t>(b.k);
+  const int64_t w = j1 - j0;
+  // zb'[j] once per tile, so that the row loop is two multiply-adds over contiguous arrays
+  std::vector<uint32_t> zb(static_cast<size_t>(w));
+  for (int64_t j = 0; j < w; ++j)
+    zb[j] = static_cast<uint32_t>(zp.b[(j0 + j) * zp.b_stride]) + static_cast<uint32_t>(b.bias);
+  const uint32_t* cs = reinterpret_cast<const uint32_t*>(b.colsum) + j0;
   for (int64_t i = i0; i < i1; ++i) {
     const uint32_t za =
         static_cast<uint32_t>(zp.a[i * zp.a_stride]) - static_cast<uint32_t>(a_off);
     const uint32_t t = k * za - rowsum[i];
-    int32_t* ci = ct + (i - i0) * ldt - j0;
-    for (int64_t j = j0; j < j1; ++j) {
-      const uint32_t zb = static_cast<uint32_t>(zp.b[j * zp.b_stride]) +
-                          static_cast<uint32_t>(b.bias);
-      const uint32_t cs = static_cast<uint32_t>(b.colsum[j]);
-      ci[j] = static_cast<int32_t>(static_cast<uint32_t>(ci[j]) + zb * t - za * cs);
-    }
+    uint32_t* ci = reinterpret_cast<uint32_t*>(ct + (i - i0) * ldt);
+    for (int64_t j = 0; j < w; ++j) ci[j] += zb[j] * t - za * cs[j];
   }
 }
 
@@ -91,15 +92,18 @@ struct PackedA {
 };
 
 // quads: the int4 large-M format (k-quads of int8 a' = a - 128 for uint8 a, a for int8 a),
-// else k-pairs of int16.
-PackedA pack_a(const GemmGeometry& g, const GemmA& a, bool parallel, bool quads = false) {
+// else k-pairs of int16. small: panels for the small-M kernels, of the rows present only where
+// the geometry says so (small_a_rows; panels stay kw x MR words apart).
+PackedA pack_a(const GemmGeometry& g, const GemmA& a, bool parallel, bool quads = false,
+               bool small = false) {
   PackedA p;
   p.panels = ceil_div(a.m, g.mr);
   p.kw = quads ? ceil_div(a.k, 4) : ceil_div(a.k, 2);  // words a row of a panel
   p.data.reset(new int32_t[std::max<int64_t>(1, p.panels * p.kw * g.mr)]);
   p.rowsum.reset(new uint32_t[p.panels * g.mr]);
   auto one = [&](int64_t q) {
-    pack_a_panel(a, q * g.mr, g.mr, p.kw, quads, p.data.get() + q * p.kw * g.mr,
+    const int64_t rows = small && g.small_a_rows ? std::min<int64_t>(g.mr, a.m - q * g.mr) : g.mr;
+    pack_a_panel(a, q * g.mr, rows, p.kw, quads, p.data.get() + q * p.kw * g.mr,
                  p.rowsum.get() + q * g.mr);
   };
   if (parallel) {
@@ -121,7 +125,7 @@ void gemm_small(const KernelTable& t, const GemmA& a, const PackedB& b, const Ge
   const int64_t mr = g.mr, nr = g.nr;
   const bool quads = (b.bits == 8 ? g.a8 : g.a4) == 4;
   const int32_t a_off = quads && !a.is_signed ? 128 : 0;
-  const PackedA pa = pack_a(g, a, false, quads);
+  const PackedA pa = pack_a(g, a, false, quads, true);
   const int64_t pbytes = panel_bytes(g, b.k, b.bits);
   const GemmSmallFn kernel = b.bits == 8 ? t.gemm_small_u8_s32 : t.gemm_small_u4_s32;
   each_panel_chunk(ceil_div(b.n, nr), [&](int64_t p0, int64_t p1) {

@@ -94,8 +94,10 @@ struct ActPanels {
   const int32_t* panel(int64_t p) const { return data.get() + p * kw * mr; }
 };
 
-int pack_act(const KernelTable& t, const LinearInput& in, const Groups& q, bool quads,
-             bool parallel, ActPanels& pa) {
+// small: panels for the small-M kernels (of the rows present only where the geometry says so:
+// small_a_rows), packed on the calling thread; else MR-row panels, packed in parallel.
+int pack_act(const KernelTable& t, const LinearInput& in, const Groups& q, bool quads, bool small,
+             ActPanels& pa) {
   const bool sgn = in.act == LinearAct::kInt8;
   const int32_t qmin = sgn ? -128 : 0, qmax = sgn ? 127 : 255;
   const int32_t off = quads && !sgn ? 128 : 0;
@@ -116,9 +118,10 @@ int pack_act(const KernelTable& t, const LinearInput& in, const Groups& q, bool 
     std::unique_ptr<uint8_t[]> qbuf(new uint8_t[std::max<int64_t>(q.k, 1)]);
     uint8_t* qrow = qbuf.get();
     int32_t* out = pa.data.get() + p * pa.kw * mr;
-    for (int64_t r = 0; r < mr; ++r) {
+    const int64_t ld = small && t.gemm_geometry.small_a_rows ? std::min(mr, in.m - p * mr) : mr;
+    for (int64_t r = 0; r < ld; ++r) {
       const int64_t i = p * mr + r;
-      int32_t* o = out + r;  // word w of this row at o[w * mr]
+      int32_t* o = out + r;  // word w of this row at o[w * ld]
       int st = 0;
       float scale = in.scale;
       int32_t zp = in.zero_point;
@@ -129,7 +132,7 @@ int pack_act(const KernelTable& t, const LinearInput& in, const Groups& q, bool 
       }
       if (i >= in.m || st) {  // padding row (or a failed one: the call reports it)
         status.fetch_or(st);
-        for (int64_t w = 0; w < pa.kw; ++w) o[w * mr] = 0;
+        for (int64_t w = 0; w < pa.kw; ++w) o[w * ld] = 0;
         continue;
       }
       const int32_t za = zp - off;
@@ -142,17 +145,17 @@ int pack_act(const KernelTable& t, const LinearInput& in, const Groups& q, bool 
       for (int64_t j = 0; j < q.ngroups; ++j) {
         const uint8_t* g = qrow + j * q.g;
         const int64_t len = q.len(j), w0 = j * q.gpad / step;
-        for (; w < w0; ++w) o[w * mr] = 0;
-        int32_t* ow = o + w0 * mr;
-        const uint32_t sum = quads ? put_quads(g, len, sgn, ow, mr)  // sum of a' over the group
-                                   : put_pairs(g, len, sgn, ow, mr);
+        for (; w < w0; ++w) o[w * ld] = 0;
+        int32_t* ow = o + w0 * ld;
+        const uint32_t sum = quads ? put_quads(g, len, sgn, ow, ld)  // sum of a' over the group
+                                   : put_pairs(g, len, sgn, ow, ld);
         pa.rterm[j * pa.mpad + i] = static_cast<uint32_t>(len) * static_cast<uint32_t>(za) - sum;
         w = w0 + ceil_div(len, step);
       }
-      for (; w < pa.kw; ++w) o[w * mr] = 0;
+      for (; w < pa.kw; ++w) o[w * ld] = 0;
     }
   };
-  if (parallel) {
+  if (!small) {
     parallel_for(pa.panels, one);
   } else {
     for (int64_t p = 0; p < pa.panels; ++p) one(p);
@@ -469,7 +472,7 @@ int linear_f32(const LinearInput& in, const LinearWeights& w, float* y, int64_t 
   }
   ActPanels pa;
   // A words: int8 k-quads against 4-bit B and where the path's 8-bit kernels take them.
-  const int status = pack_act(t, in, q, w.b.bits == 4 || t.gemm_geometry.a8 == 4, !small, pa);
+  const int status = pack_act(t, in, q, w.b.bits == 4 || t.gemm_geometry.a8 == 4, small, pa);
   if (status) return status;
   if (small) {
     small_int(t, in, w, q, pa, y, ldy);

@@ -69,6 +69,11 @@ struct GemmGeometry {
   int a4 = 0;  // ... in gemm_small_u4_s32 (4-bit B, small M); every other 4-bit kernel: quads
   int kc = 0;  // K block of the tiled paths, in k-pairs: a B micro-panel stays in L1
   char layout[16] = {};  // the B panel layout's name, recorded by lb.PackedMatrix
+  // The A panel of the small-M kernels (gemm_small_*, linear_small_*_s32) holds its m rows only,
+  // word r of k-group j at a[j * m + r] (true), or MR rows, at a[j * MR + r] (false). A kernel
+  // streaming B at memory speed wants the former: an M = 1 call then reads 4 bytes of A per
+  // k-group instead of a cache line per two.
+  bool small_a_rows = false;
 };
 
 // One MR x NR tile over kp k-pairs: c[r][j] (+)= sum_p a-pair(r,p) . b-pair(p,j) for r < m, j < n
@@ -79,7 +84,8 @@ using GemmTileFn = void (*)(int64_t kp, const int32_t* a, const uint8_t* b, int3
 // gemm_s8u4_s32 has the same type with kp counting k-quads, a an A quad panel and b a B quad
 // panel: int8 x (0..15) products, of which 8 k-quads (at most 30720 in magnitude) are summed in
 // int16 lanes before widening, so nothing saturates.
-// The small-M kernel: the same contract for m <= MR rows (the A panel's first m rows), streaming
+// The small-M kernel: the same contract for m <= MR rows (the A panel's first m rows, or an A
+// panel of m rows: GemmGeometry::small_a_rows), streaming
 // one B panel (8-bit for gemm_small_u8_s32, 4-bit for gemm_small_u4_s32) and reading each byte
 // of it once.
 using GemmSmallFn = void (*)(int64_t kp, const int32_t* a, int m, const uint8_t* b, int32_t* c,
@@ -105,7 +111,8 @@ using GemmPeakFn = int64_t (*)(int64_t iters);
 // (the last one ends at kp), so one kernel call serves per-channel weights (gp = kp) and
 // per-group weights alike.
 
-// The small-M path, fused: m <= MR rows (the first m of an A panel) times one B panel of kp
+// The small-M path, fused: m <= MR rows (the first m of an A panel, or an A panel of m rows:
+// GemmGeometry::small_a_rows) times one B panel of kp
 // k-pairs, every group of the panel in one pass over B. linear_small_u8_s32: 8-bit B, an A panel
 // of int16 k-pairs. linear_small_u4_s32: 4-bit B, an A quad panel (int8 a', see the large-M
 // int4 path; groups then start on even k-pairs). The int32 sums of group j, S_j[r][c] = sum over its k-pairs p of

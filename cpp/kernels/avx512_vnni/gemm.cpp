@@ -16,15 +16,12 @@
 
 #include <cstring>
 
-#include "gemm_geometry.h"
 #include "lowbit/kernels.h"
+#include "quad_sums.h"
 
 namespace lowbit {
 namespace avx512_vnni {
 namespace {
-
-constexpr int64_t kQuadBytes8 = 4 * kNR;  // bytes a k-quad of an 8-bit B panel
-constexpr int64_t kQuadBytes4 = 2 * kNR;  // ... of a 4-bit B panel
 
 // Writes (or adds) one row of 32 sums held in two zmm into c, columns < n.
 __attribute__((always_inline)) inline void store_row(int32_t* c, __m512i v0, __m512i v1, int n,
@@ -47,60 +44,32 @@ __attribute__((always_inline)) inline void store_row(int32_t* c, __m512i v0, __m
                       : tmp[j];
 }
 
-// The two B operands of k-quad q: 8-bit panels read them, 4-bit panels split the nibbles.
-template <bool kFour>
-__attribute__((always_inline)) inline void load_b(const uint8_t* b, int64_t q, __m512i m15,
-                                                  __m512i& b0, __m512i& b1) {
-  if (kFour) {
-    const __m512i x = _mm512_loadu_si512(b + q * kQuadBytes4);
-    b0 = _mm512_and_si512(x, m15);
-    b1 = _mm512_and_si512(_mm512_srli_epi16(x, 4), m15);
-  } else {
-    b0 = _mm512_loadu_si512(b + q * kQuadBytes8);
-    b1 = _mm512_loadu_si512(b + q * kQuadBytes8 + 64);
-  }
-}
-
 // c (rows < M, columns < n) (+)= the sums over kq k-quads of A words a[q * kMR + r] and the B
-// panel b. M is a template parameter so that exactly 2 M accumulators live in registers: the
-// small-M (decode) calls read each B byte once and spend no multiply-add on absent rows. B is
-// prefetched 2 KiB ahead (a streamed panel is read from memory once; prefetches never fault).
-template <int M, bool kFour>
+// panel b (quad_sums.h). M is a template parameter so that exactly the accumulators of M rows
+// live in registers: the small-M (decode) calls read each B byte once and spend no multiply-add
+// on absent rows.
+template <int M, bool kFour, bool kStreamB>
 void quad_tile(int64_t kq, const int32_t* a, const uint8_t* b, int32_t* c, int64_t ldc, int n,
                int accumulate) {
   __m512i acc[M][2];
-#pragma GCC unroll 8
-  for (int r = 0; r < M; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_si512();
-  const __m512i m15 = _mm512_set1_epi8(15);
-  constexpr int64_t kStep = kFour ? kQuadBytes4 : kQuadBytes8;
-  for (int64_t q = 0; q < kq; ++q) {
-    _mm_prefetch(reinterpret_cast<const char*>(b + q * kStep + 2048), _MM_HINT_T0);
-    if (!kFour) _mm_prefetch(reinterpret_cast<const char*>(b + q * kStep + 2048 + 64), _MM_HINT_T0);
-    __m512i b0, b1;
-    load_b<kFour>(b, q, m15, b0, b1);
-#pragma GCC unroll 8
-    for (int r = 0; r < M; ++r) {
-      const __m512i av = _mm512_set1_epi32(a[q * kMR + r]);
-      acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], b0, av);
-      acc[r][1] = _mm512_dpbusd_epi32(acc[r][1], b1, av);
-    }
-  }
+  // the small-M calls (kStreamB) get an A panel of M rows (kGemmGeometry.small_a_rows)
+  quad_sums<M, kFour, kStreamB>(0, kq, a, kStreamB ? M : kMR, b, acc);
 #pragma GCC unroll 8
   for (int r = 0; r < M; ++r) store_row(c + r * ldc, acc[r][0], acc[r][1], n, accumulate);
 }
 
-template <bool kFour>
+template <bool kFour, bool kStreamB>
 void tile_any(int64_t kq, const int32_t* a, const uint8_t* b, int32_t* c, int64_t ldc, int m,
               int n, int accumulate) {
   switch (m) {
-    case 1: return quad_tile<1, kFour>(kq, a, b, c, ldc, n, accumulate);
-    case 2: return quad_tile<2, kFour>(kq, a, b, c, ldc, n, accumulate);
-    case 3: return quad_tile<3, kFour>(kq, a, b, c, ldc, n, accumulate);
-    case 4: return quad_tile<4, kFour>(kq, a, b, c, ldc, n, accumulate);
-    case 5: return quad_tile<5, kFour>(kq, a, b, c, ldc, n, accumulate);
-    case 6: return quad_tile<6, kFour>(kq, a, b, c, ldc, n, accumulate);
-    case 7: return quad_tile<7, kFour>(kq, a, b, c, ldc, n, accumulate);
-    default: return quad_tile<8, kFour>(kq, a, b, c, ldc, n, accumulate);
+    case 1: return quad_tile<1, kFour, kStreamB>(kq, a, b, c, ldc, n, accumulate);
+    case 2: return quad_tile<2, kFour, kStreamB>(kq, a, b, c, ldc, n, accumulate);
+    case 3: return quad_tile<3, kFour, kStreamB>(kq, a, b, c, ldc, n, accumulate);
+    case 4: return quad_tile<4, kFour, kStreamB>(kq, a, b, c, ldc, n, accumulate);
+    case 5: return quad_tile<5, kFour, kStreamB>(kq, a, b, c, ldc, n, accumulate);
+    case 6: return quad_tile<6, kFour, kStreamB>(kq, a, b, c, ldc, n, accumulate);
+    case 7: return quad_tile<7, kFour, kStreamB>(kq, a, b, c, ldc, n, accumulate);
+    default: return quad_tile<8, kFour, kStreamB>(kq, a, b, c, ldc, n, accumulate);
   }
 }
 
@@ -108,22 +77,22 @@ void tile_any(int64_t kq, const int32_t* a, const uint8_t* b, int32_t* c, int64_
 // one kernel. kq counts k-quads (A words).
 void gemm_u8_s32(int64_t kq, const int32_t* a, const uint8_t* b, int32_t* c, int64_t ldc, int m,
                  int n, int accumulate) {
-  tile_any<false>(kq, a, b, c, ldc, m, n, accumulate);
+  tile_any<false, false>(kq, a, b, c, ldc, m, n, accumulate);
 }
 
 void gemm_s8u4_s32(int64_t kq, const int32_t* a, const uint8_t* b, int32_t* c, int64_t ldc, int m,
                    int n, int accumulate) {
-  tile_any<false>(kq, a, b, c, ldc, m, n, accumulate);
+  tile_any<false, false>(kq, a, b, c, ldc, m, n, accumulate);
 }
 
 void gemm_small_u8_s32(int64_t kq, const int32_t* a, int m, const uint8_t* b, int32_t* c,
                        int64_t ldc, int n, int accumulate) {
-  tile_any<false>(kq, a, b, c, ldc, m, n, accumulate);
+  tile_any<false, true>(kq, a, b, c, ldc, m, n, accumulate);
 }
 
 void gemm_small_u4_s32(int64_t kq, const int32_t* a, int m, const uint8_t* b, int32_t* c,
                        int64_t ldc, int n, int accumulate) {
-  tile_any<true>(kq, a, b, c, ldc, m, n, accumulate);
+  tile_any<true, true>(kq, a, b, c, ldc, m, n, accumulate);
 }
 
 // kp k-pairs of a 4-bit panel (ceil(kp/2) k-quads, 64 bytes each) -> the 8-bit quad layout.
@@ -220,16 +189,18 @@ void gemm_pack_b4(const uint8_t* b, int64_t ldb, int64_t k, int n, uint8_t flip,
   store_colsum(colsum, s0, s1);
 }
 
-// Register-only vpdpbusd throughput loop: 24 independent accumulators (vpdpbusd's latency times
-// its throughput, with room), 24 x 128 = 3072 integer ops an iteration = 8 rounds of 384.
+// Register-only vpdpbusd throughput loop: 12 independent accumulators (two a cycle times a
+// latency of up to 6; 24 made GCC spill them to the stack and read half the peak), 12 x 128 =
+// 1536 integer ops an iteration = 4 rounds of 384.
 int64_t gemm_peak_s32(int64_t iters) {
   if (iters <= 0) return 0;
-  __m512i acc[24];
-  for (int i = 0; i < 24; ++i) acc[i] = _mm512_set1_epi32(i);
+  constexpr int kAcc = 12;
+  __m512i acc[kAcc];
+  for (int i = 0; i < kAcc; ++i) acc[i] = _mm512_set1_epi32(i);
   __m512i x = _mm512_set1_epi32(0x01020304), y = _mm512_set1_epi32(0x05060708);
-  for (int64_t it = 0; it < (iters + 7) / 8; ++it) {
-#pragma GCC unroll 24
-    for (int i = 0; i < 24; ++i) acc[i] = _mm512_dpbusd_epi32(acc[i], x, y);
+  for (int64_t it = 0; it < (iters + 3) / 4; ++it) {
+#pragma GCC unroll 12
+    for (int i = 0; i < kAcc; ++i) acc[i] = _mm512_dpbusd_epi32(acc[i], x, y);
 #ifdef LOWBIT_SIMDE
     __asm__ volatile("" : "+m"(x), "+m"(y));  // not loop-invariant to the compiler
 #else
@@ -237,7 +208,7 @@ int64_t gemm_peak_s32(int64_t iters) {
 #endif
   }
   __m512i s = acc[0];
-  for (int i = 1; i < 24; ++i) s = _mm512_add_epi32(s, acc[i]);
+  for (int i = 1; i < kAcc; ++i) s = _mm512_add_epi32(s, acc[i]);
   alignas(64) int32_t out[16];
   _mm512_store_si512(out, s);
   return out[0];

@@ -8,15 +8,12 @@
 
 #include <type_traits>
 
-#include "gemm_geometry.h"
 #include "lowbit/kernels.h"
+#include "quad_sums.h"
 
 namespace lowbit {
 namespace avx512_vnni {
 namespace {
-
-constexpr int64_t kQuadBytes8 = 4 * kNR;  // bytes a k-quad of an 8-bit B panel
-constexpr int64_t kQuadBytes4 = 2 * kNR;  // ... of a 4-bit B panel
 
 // 16 consecutive floats / int32 of a row, columns [0, n) (n <= 16), zero past n; never touches
 // memory past n.
@@ -38,38 +35,6 @@ inline void store_ps_n(float* p, __m512 v, int n) {
 }
 
 inline int clip16(int n, int h) { return n - 16 * h < 0 ? 0 : (n - 16 * h > 16 ? 16 : n - 16 * h); }
-
-// ---------------------------------------------------------------------------------------------
-// Integer sums of M rows over the k-quads [q0, q1) of a B panel, 2 zmm per row (columns 0..15,
-// 16..31). B is prefetched 4 KiB ahead: the small-M kernels stream a weight from memory.
-
-template <int M, bool kFour>
-__attribute__((always_inline)) inline void quad_sums(int64_t q0, int64_t q1, const int32_t* a,
-                                                     const uint8_t* b, __m512i (&acc)[M][2]) {
-#pragma GCC unroll 8
-  for (int r = 0; r < M; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_si512();
-  const __m512i m15 = _mm512_set1_epi8(15);
-  constexpr int64_t kStep = kFour ? kQuadBytes4 : kQuadBytes8;
-  for (int64_t q = q0; q < q1; ++q) {
-    _mm_prefetch(reinterpret_cast<const char*>(b + q * kStep + 4096), _MM_HINT_T0);
-    if (!kFour) _mm_prefetch(reinterpret_cast<const char*>(b + q * kStep + 4096 + 64), _MM_HINT_T0);
-    __m512i b0, b1;
-    if (kFour) {
-      const __m512i x = _mm512_loadu_si512(b + q * kStep);
-      b0 = _mm512_and_si512(x, m15);
-      b1 = _mm512_and_si512(_mm512_srli_epi16(x, 4), m15);
-    } else {
-      b0 = _mm512_loadu_si512(b + q * kStep);
-      b1 = _mm512_loadu_si512(b + q * kStep + 64);
-    }
-#pragma GCC unroll 8
-    for (int r = 0; r < M; ++r) {
-      const __m512i av = _mm512_set1_epi32(a[q * kMR + r]);
-      acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], b0, av);
-      acc[r][1] = _mm512_dpbusd_epi32(acc[r][1], b1, av);
-    }
-  }
-}
 
 // float(C_j) of LinearEpilogue for row r, columns c..c+15 (both tables have NR entries a group,
 // so the 16 loads never leave them), from the sums v.
@@ -122,7 +87,8 @@ __attribute__((always_inline)) inline void fold(const LinearEpilogue& e, int64_t
 }
 
 // Small M, fused: rows in blocks of Ms... (each block reads the group's slice of B again, from
-// L1 after the first), every group in one pass. Groups [p0, p1) in k-pairs start on k-quads
+// L1 after the first), every group in one pass; the A panel holds the kM rows only
+// (kGemmGeometry.small_a_rows). Groups [p0, p1) in k-pairs start on k-quads
 // (lowbit/linear.h); only the end of K may be half a quad (zero in A and B).
 template <bool kFour, int... Ms>
 void small_fused(int64_t kp, int64_t gp, const int32_t* a, const uint8_t* b,
@@ -136,7 +102,7 @@ void small_fused(int64_t kp, int64_t gp, const int32_t* a, const uint8_t* b,
     auto block = [&](auto rows) {
       constexpr int R = decltype(rows)::value;
       __m512i acc[R][2];
-      quad_sums<R, kFour>(p0 / 2, (p1 + 1) / 2, a + r0, b, acc);
+      quad_sums<R, kFour, true>(p0 / 2, (p1 + 1) / 2, a + r0, kM, b, acc);
       fold<R>(e, j, r0, acc, t + r0);
       r0 += R;
     };
@@ -267,7 +233,7 @@ void tile_groups(int64_t ng, int64_t gw, int64_t wlast, const int32_t* a, const 
   for (int64_t j = 0; j < ng; ++j) {
     const int64_t nw = j == ng - 1 ? wlast : gw;
     __m512i v[kMR][2];
-    quad_sums<kMR, false>(0, nw, a + j * gw * kMR, b + j * gw * kQuadBytes8, v);
+    quad_sums<kMR, false, false>(0, nw, a + j * gw * kMR, kMR, b + j * gw * kQuadBytes8, v);
     fold_tile(e, j, j == 0 && e.t_zero, j == ng - 1 && e.finish, v);
   }
 }

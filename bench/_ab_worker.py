@@ -66,6 +66,12 @@ def operations() -> dict:
             xm = rng.standard_normal((m, 4096), dtype=np.float32)
             add(f"linear {fmt} batch {m}", lambda xm=xm, w_q=w_q: lb.linear(xm, w_q),
                 lambda xm=xm, w_q=w_q: _same(lb.linear(xm[:2], w_q), lbr.linear(xm[:2], w_q)))
+    for m, k, n in ((2048, 2048, 2048), (1, 4096, 4096)):
+        a8 = rng.integers(0, 256, (m, k), dtype=np.uint8)
+        b8 = rng.integers(-128, 128, (k, n), dtype=np.int8)
+        b4 = lb.pack_int4(rng.integers(-8, 8, (k, n), dtype=np.int8), axis=0)
+        for name, bp in (("int8", lb.pack_matrix(b8)), ("int4", lb.pack_matrix(b4, dtype="int4"))):
+            add(f"matmul_int {name} {m}x{k}x{n}", lambda a8=a8, bp=bp: lb.matmul_int(a8, bp))
     return ops
 
 

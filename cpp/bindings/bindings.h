@@ -13,10 +13,10 @@ template <class T>
 using CArr = py::array_t<T, py::array::c_style>;
 
 // A NumPy array that takes over v's memory (no copy; freed with the array).
-template <class T, class A = std::allocator<T>>
-py::array_t<T> adopt(std::vector<T, A>&& v, std::vector<py::ssize_t> shape) {
-  auto* owner = new std::vector<T, A>(std::move(v));
-  py::capsule free_it(owner, [](void* p) { delete static_cast<std::vector<T, A>*>(p); });
+template <class T>
+py::array_t<T> adopt(std::vector<T>&& v, std::vector<py::ssize_t> shape) {
+  auto* owner = new std::vector<T>(std::move(v));
+  py::capsule free_it(owner, [](void* p) { delete static_cast<std::vector<T>*>(p); });
   return py::array_t<T>(shape, owner->data(), free_it);
 }
 

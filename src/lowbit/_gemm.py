@@ -14,7 +14,7 @@ import numpy as np
 
 from . import _core
 from ._bases import PackedBase
-from ._checks import DTYPES
+from ._checks import DTYPES, cache_aligned
 from ._checks_gemm import (Operands, check_a, check_b, check_b_packed, check_k4,
                            check_operands, check_packed4, dtype_name)
 from ._checks_gemm import int8_array as _int8_array
@@ -23,19 +23,6 @@ __all__ = ["PackedMatrix", "matmul_int", "matmul_int4", "pack_matrix"]
 
 # ----------------------------------------------------------------------------------------------
 # Pre-packed weights
-
-
-def _cache_aligned(a: np.ndarray) -> np.ndarray:
-    """a itself if it starts on a 64-byte boundary, else a copy that does. The packers return
-    aligned panels; a copy or an unpickled one is realigned here, since the small-M kernels,
-    which stream the panels at memory speed, lose about 15 % to loads split across lines."""
-    if a.ctypes.data % 64 == 0:
-        return a
-    buf = np.empty(a.nbytes + 64, np.uint8)
-    off = -buf.ctypes.data % 64
-    out = buf[off:off + a.nbytes].view(a.dtype).reshape(a.shape)
-    out[...] = a
-    return out
 
 
 class PackedMatrix(PackedBase):
@@ -70,7 +57,7 @@ class PackedMatrix(PackedBase):
 
     def __init__(self, data: np.ndarray, colsum: np.ndarray, shape: Tuple[int, int], dtype: str,
                  layout: str) -> None:
-        data = _cache_aligned(data)
+        data = cache_aligned(data)
         data.setflags(write=False)
         colsum.setflags(write=False)
         self._data, self._colsum = data, colsum

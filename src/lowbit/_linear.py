@@ -160,6 +160,7 @@ def _pack_weights(spec) -> _Weights:
     data = np.ascontiguousarray(w.data).view(np.uint8)
     out = _core.linear_pack(data, k, dt.bits, dt.signed, grouped,
                             int(w.group_size) if grouped else k, scale, zp)
+    out = (_checks.cache_aligned(out[0]),) + tuple(out[1:])
     for arr in out[:2] + out[4:]:
         arr.setflags(write=False)
     return _Weights(*out)

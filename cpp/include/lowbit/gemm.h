@@ -27,7 +27,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
-#include <new>
 #include <string>
 #include <vector>
 
@@ -44,28 +43,9 @@ struct PackedB {
   const char* layout = "";          // the GemmGeometry::layout it was packed for
 };
 
-// Allocates on cache-line (64-byte) boundaries: a packed B panel then starts a line, and the
-// small-M kernels, which stream it at memory speed, never split a vector load across two lines
-// (measured on a Zen 5 core, M = 1, 4096 x 4096 int8: 16-byte aligned panels 0.178 ms, 64-byte
-// aligned 0.153 ms).
-template <class T>
-struct CacheAligned {
-  using value_type = T;
-  static constexpr std::align_val_t kAlign{64};
-  CacheAligned() = default;
-  template <class U>
-  CacheAligned(const CacheAligned<U>&) {}  // NOLINT: allocators convert implicitly
-  T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), kAlign)); }
-  void deallocate(T* p, size_t) { ::operator delete(p, kAlign); }
-  template <class U>
-  bool operator==(const CacheAligned<U>&) const { return true; }
-  template <class U>
-  bool operator!=(const CacheAligned<U>&) const { return false; }
-};
-
 // A packed B that owns its memory, as the packing functions return it.
 struct PackedBData {
-  std::vector<uint8_t, CacheAligned<uint8_t>> data;
+  std::vector<uint8_t> data;
   std::vector<int32_t> colsum;
   std::string layout;
 };

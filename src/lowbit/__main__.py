@@ -93,17 +93,37 @@ def speed_line(n: int = 1 << 22) -> None:
           f"-> {t_ref / t_lb:.0f}x")
 
 
+_DESCRIPTION = """\
+Checks this machine: prints the CPU and the instruction-set paths lowbit can use here,
+runs every kernel on every path against the NumPy reference (lowbit.reference) and
+expects identical bits, then times one kernel against that reference. Exit status 0
+when every kernel agrees, 1 otherwise."""
+
+_EPILOG = """\
+subcommands:
+  report    the accuracy, size and speed of INT8/INT4 formats on a real model
+            (python -m lowbit report --help)
+
+environment:
+  LOWBIT_ISA          force an instruction-set path (scalar, avx2, ...; default auto)
+  LOWBIT_NUM_THREADS  threads the kernels use (default: all CPUs this process may use)"""
+
+
+def parser() -> argparse.ArgumentParser:
+    """The argument parser of ``python -m lowbit`` (the report has its own)."""
+    ap = argparse.ArgumentParser(prog="python -m lowbit", description=_DESCRIPTION,
+                                 epilog=_EPILOG,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--version", action="version", version=f"lowbit {lb.__version__}")
+    return ap
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["report"]:              # python -m lowbit report ...: lowbit/report.py
         from . import report
         return report.main(argv[1:])
-    parser = argparse.ArgumentParser(
-        prog="python -m lowbit", description=__doc__,
-        epilog="python -m lowbit report [--model digits|minilm] [--json F] [--plot F.png]: "
-               "the INT8/INT4 accuracy, size and speed table on a real model "
-               "(python -m lowbit report --help).")
-    parser.parse_args(argv)
+    parser().parse_args(argv)
     info = lb.cpu_info()
     print(f"lowbit {lb.__version__} on {info['brand'] or info['machine']} ({info['vendor']})")
     print(f"  CPU flags:      {' '.join(info['flags']) or '(none)'}")

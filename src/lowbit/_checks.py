@@ -147,7 +147,7 @@ def axis_index(axis: Any, name: str = "axis") -> int:
 def normalize_axis(axis: Any, ndim: int, name: str = "axis") -> int:
     a = axis_index(axis, name)
     if not -ndim <= a < ndim:
-        raise AxisError(a, ndim, name)
+        raise AxisError(f"{name} {a} is out of bounds for an array of dimension {ndim}")
     return a % ndim
 
 
@@ -231,7 +231,10 @@ def scale_array(scale: Any, gran: Granularity) -> np.ndarray:
     if s.size and not (s.min() > 0 and s.max() < np.inf):
         with np.errstate(invalid="ignore"):
             bad = ~(np.isfinite(s) & (s > 0))
-        raise ValueError(f"scale must be finite and positive; got {s[bad].flat[0]!r}")
+        idx = np.unravel_index(int(np.argmax(bad)), s.shape)
+        where = "" if s.size == 1 else f" at index {tuple(int(i) for i in idx)}"
+        raise ValueError(f"scale must be finite and positive; got {float(s[idx])!r}{where}"
+                         + (f" (one of {int(bad.sum())} bad entries)" if bad.sum() > 1 else ""))
     return s
 
 

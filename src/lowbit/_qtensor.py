@@ -47,9 +47,9 @@ class QTensor(QTensorBase):
     scale : ndarray of float32
         Shaped as the granularity says (API.md): ``(1,)``, ``(shape[axis],)`` or ``shape``
         with ``axis`` replaced by ``ceil(shape[axis] / group_size)``.
-    zero_point : ndarray
+    zero_point : ndarray or None
         Shaped like ``scale``, in the storage dtype of ``dtype`` (int8 for int8/int4, uint8
-        for uint8/uint4), values in the range of ``dtype``.
+        for uint8/uint4), values in the range of ``dtype``; None for zeros (symmetric).
     dtype : {"int8", "uint8", "int4", "uint4"}
     shape : tuple of int
         Logical (unpacked) shape, at least one dimension.
@@ -108,7 +108,9 @@ class QTensor(QTensorBase):
             raise ValueError("data has a non-zero padding nibble (the high nibble of the last "
                              "byte of each odd-length row must be 0)")
         s = _checks.scale_array(scale, gran)
-        zp = np.asarray(zero_point)
+        # None: symmetric, zero points 0 (as quantize and dequantize take it)
+        zp = (np.zeros(gran.scale_shape, dt.storage) if zero_point is None
+              else np.asarray(zero_point))
         if zp.dtype != dt.storage:
             raise TypeError(f"zero_point must have dtype {np.dtype(dt.storage)} for dtype "
                             f"{dt.name!r}, got {zp.dtype}")

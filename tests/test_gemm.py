@@ -236,6 +236,32 @@ def test_packed_and_plain_agree(isa, rng, m):
         assert_same(lb.matmul_int(a, pm4, 1, 3), lbr.matmul_int(a, b4, 1, 3))
 
 
+@pytest.mark.parametrize("k,n", [(301, 83), (1, 1), (4, 33), (3, 16), (0, 5), (5, 0), (64, 64)])
+def test_transposed_b_packs_from_its_rows(isa, rng, k, n):
+    """B = W.T of a row-major W (the usual (out, in) weight) is packed from W's rows, byte for
+    byte what packing the contiguous B gives, and multiplies the same."""
+    for bdt in INT8:
+        w = rand(rng, (n, k), bdt)
+        b = w.T
+        assert b.flags.f_contiguous and (not b.flags.c_contiguous or min(k, n) <= 1)
+        got, want = lb.pack_matrix(b), lb.pack_matrix(np.ascontiguousarray(b))
+        assert got.layout == want.layout and got.dtype == want.dtype and got.shape == (k, n)
+        np.testing.assert_array_equal(got._data, want._data)
+        np.testing.assert_array_equal(got._colsum, want._colsum)
+        np.testing.assert_array_equal(got.to_array(), b)
+        a = rand(rng, (3, k), np.uint8)
+        assert_same(lb.matmul_int(a, b, 7, 1), lbr.matmul_int(a, np.ascontiguousarray(b), 7, 1))
+
+
+def test_strided_b_is_copied_not_misread(isa, rng):
+    w = rand(rng, (40, 90), np.int8)
+    a = rand(rng, (5, 45), np.int8)
+    for b in (w.T[:45, ::2], w.T[1::2, :], w[:, ::2].T[:45][::-1], w[::-1].T[:45]):
+        assert not b.flags.c_contiguous
+        assert_same(lb.matmul_int(a, b), lbr.matmul_int(a, np.ascontiguousarray(b)))
+        np.testing.assert_array_equal(lb.pack_matrix(b).to_array(), b)
+
+
 def test_packed_matrix_properties(rng):
     b = rand(rng, (37, 21), np.int8)
     pm = lb.pack_matrix(b)

@@ -36,8 +36,8 @@ lowbit::PackedB packed_b(const CArr<uint8_t>& data, const CArr<int32_t>& colsum,
 }
 
 py::tuple packed_tuple(lowbit::PackedBData&& p) {
-  const auto nd = static_cast<py::ssize_t>(p.data.size()), nc = static_cast<py::ssize_t>(p.colsum.size());
-  return py::make_tuple(adopt(std::move(p.data), {nd}), adopt(std::move(p.colsum), {nc}), p.layout);
+  const auto nc = static_cast<py::ssize_t>(p.colsum.size());
+  return py::make_tuple(adopt_packed(std::move(p)), adopt(std::move(p.colsum), {nc}), p.layout);
 }
 }  // namespace
 
@@ -69,6 +69,20 @@ void register_gemm(py::module_& m) {
     }
     return packed_tuple(std::move(p));
   }, "b"_a.noconvert(), "is_signed"_a);
+
+  // w: (n, k) int8/uint8 viewed as uint8, the transpose of B (k, n): the (out, in) weight of
+  // B = W.T. Returns (data, colsum, layout), byte for byte gemm_pack_b8 of B.
+  m.def("gemm_pack_b8_rows", [](CArr<uint8_t> w, bool is_signed) {
+    require(w.ndim() == 2, "w must be 2-D");
+    const int64_t n = w.shape(0), k = w.shape(1);
+    const uint8_t* wp = w.data();
+    lowbit::PackedBData p;
+    {
+      py::gil_scoped_release nogil;
+      p = lowbit::gemm_pack_b8_rows(wp, k, n, k, is_signed);
+    }
+    return packed_tuple(std::move(p));
+  }, "w"_a.noconvert(), "is_signed"_a);
 
   // bp: (ceil(k/2), n) nibbles packed along k. Returns (data, colsum, layout).
   m.def("gemm_pack_b4", [](CArr<uint8_t> bp, int64_t k, bool is_signed) {

@@ -48,9 +48,8 @@ void register_linear(py::module_& m) {
     const GeometryT geo{p.kpad, p.n, p.bits, p.k, p.g, p.gpad, p.ngroups, p.grouped ? 1 : 0,
                         p.zb_uniform ? 1 : 0};
     const std::vector<py::ssize_t> tshape{(p.n + p.nr - 1) / p.nr, p.ngroups, p.nr};
-    const auto nd = static_cast<py::ssize_t>(p.b.data.size());
     const auto nc = static_cast<py::ssize_t>(p.b.colsum.size());
-    return py::make_tuple(adopt(std::move(p.b.data), {nd}), adopt(std::move(p.b.colsum), {nc}),
+    return py::make_tuple(adopt_packed(std::move(p.b)), adopt(std::move(p.b.colsum), {nc}),
                           p.b.layout, geo, adopt(std::move(p.ws), tshape),
                           adopt(std::move(p.zb), tshape), adopt(std::move(p.cs), tshape));
   }, "w"_a.noconvert(), "k"_a, "bits"_a, "is_signed"_a, "grouped"_a, "g"_a,

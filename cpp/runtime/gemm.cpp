@@ -206,10 +206,10 @@ PackedBData pack_panels(const KernelTable& t, GemmPackBFn fn, const uint8_t* b, 
   const GemmGeometry& g = t.gemm_geometry;
   const int64_t nr = g.nr;
   PackedBData out;
-  out.data.resize(static_cast<size_t>(gemm_packed_bytes(g, k, n, bits)));
+  out.allocate(static_cast<size_t>(gemm_packed_bytes(g, k, n, bits)));
   out.colsum.resize(static_cast<size_t>(gemm_colsum_len(g, n)));
   out.layout = g.layout;
-  uint8_t* data = out.data.data();
+  uint8_t* data = out.data();
   int32_t* colsum = out.colsum.data();
   constexpr int64_t kRows = 64;  // source rows a block (k-pairs for 8-bit, pairs of k for 4-bit)
   const int64_t npanels = ceil_div(n, nr), pbytes = panel_bytes(g, k, bits);
@@ -249,6 +249,74 @@ PackedBData gemm_pack_b8(const uint8_t* b, int64_t k, int64_t n, int64_t ldb, bo
 
 PackedBData gemm_pack_b4(const uint8_t* bp, int64_t k, int64_t n, int64_t ldb, bool is_signed) {
   return gemm_pack(active_table(), bp, k, n, ldb, is_signed, 4);
+}
+
+namespace {
+// One panel from the rows of B's transpose (gemm_pack_b8_rows): byte kb c + i of k-group q is
+// u[kb q + i][c] = w[c][kb q + i] ^ flip, a kb-byte word of row c. Blocks of kQ k-groups keep
+// the panel's written part in L1 while the nr rows are read.
+template <int kKb>
+void pack_rows_panel(const uint8_t* w, int64_t ldw, int64_t k, int64_t cols, int64_t nr,
+                     uint8_t flip, uint8_t* panel, int32_t* colsum) {
+  constexpr int64_t kQ = 64;
+  const int64_t full = k / kKb;  // whole k-groups; the tail group is completed below
+  const uint32_t fw = flip * 0x01010101u;  // every byte: any kKb of them, either byte order
+  const uint64_t fw8 = flip * 0x0101010101010101ull;
+  constexpr int kG = 8 / kKb;  // k-groups in 8 bytes
+  for (int64_t q0 = 0; q0 < full; q0 += kQ) {
+    const int64_t q1 = std::min(full, q0 + kQ);
+    for (int64_t c = 0; c < cols; ++c) {
+      const uint8_t* src = w + c * ldw;
+      uint8_t* d = panel + kKb * c;
+      int64_t q = q0;
+      for (; q + kG <= q1; q += kG) {  // 8 bytes of the row a load, a group a store
+        uint64_t v;
+        std::memcpy(&v, src + q * kKb, 8);
+        v ^= fw8;
+        const uint8_t* vb = reinterpret_cast<const uint8_t*>(&v);
+        for (int g = 0; g < kG; ++g) std::memcpy(d + (q + g) * kKb * nr, vb + g * kKb, kKb);
+      }
+      for (; q < q1; ++q) {
+        uint32_t v = 0;
+        std::memcpy(&v, src + q * kKb, kKb);
+        v ^= fw;
+        std::memcpy(d + q * kKb * nr, &v, kKb);
+      }
+    }
+  }
+  for (int64_t c = 0; c < cols; ++c) {
+    const uint8_t* src = w + c * ldw;
+    for (int64_t kk = full * kKb; kk < k; ++kk)  // the last group's real k (the rest stays 0)
+      panel[full * kKb * nr + kKb * c + (kk - full * kKb)] = static_cast<uint8_t>(src[kk] ^ flip);
+    uint32_t sum = 0;  // of u = byte ^ flip, wrapping; a plain loop the compiler vectorizes
+    for (int64_t kk = 0; kk < k; ++kk) sum += static_cast<uint8_t>(src[kk] ^ flip);
+    colsum[c] = static_cast<int32_t>(sum);
+  }
+}
+}  // namespace
+
+PackedBData gemm_pack_b8_rows(const uint8_t* w, int64_t k, int64_t n, int64_t ldw,
+                              bool is_signed) {
+  const KernelTable& t = active_table();
+  const GemmGeometry& g = t.gemm_geometry;
+  const int64_t nr = g.nr, npanels = ceil_div(n, nr), pbytes = panel_bytes(g, k, 8);
+  PackedBData out;
+  out.allocate(static_cast<size_t>(gemm_packed_bytes(g, k, n, 8)));  // padding: u = 0
+  out.colsum.assign(static_cast<size_t>(gemm_colsum_len(g, n)), 0);
+  out.layout = g.layout;
+  const uint8_t flip = is_signed ? 0x80 : 0;
+  parallel_for(npanels, [&](int64_t p) {
+    const int64_t cols = std::min(nr, n - p * nr);
+    uint8_t* panel = out.data() + p * pbytes;
+    int32_t* cs = out.colsum.data() + p * nr;
+    const uint8_t* src = w + p * nr * ldw;
+    if (g.kb == 4) {
+      pack_rows_panel<4>(src, ldw, k, cols, nr, flip, panel, cs);
+    } else {
+      pack_rows_panel<2>(src, ldw, k, cols, nr, flip, panel, cs);
+    }
+  });
+  return out;
 }
 
 void gemm_unpack_b(const PackedB& b, uint8_t* out) {

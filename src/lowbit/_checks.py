@@ -122,11 +122,11 @@ def aligned_c(arr: Any, dtype: Any) -> np.ndarray:
 
 
 def cache_aligned(a: np.ndarray) -> np.ndarray:
-    """``a`` itself if its data starts on a 64-byte cache line, else a copy that does (packed
-    weights: the C++ packers return malloc'd buffers, 16 bytes past a line). The small-M kernels
-    stream a packed weight at memory speed, and a vector load across two lines costs them time:
-    measured on a Zen 5 core, 4096 x 4096 int4 linear at batch 1 on avx512_vnni, 0.120 ms
-    unaligned, 0.086 ms aligned."""
+    """``a`` itself if its data starts on a 64-byte cache line, else a copy that does. The C++
+    packers return aligned panels (lowbit::PackedBData); a copied or unpickled one may not be.
+    The small-M kernels stream a packed weight at memory speed, and a vector load across two
+    lines costs them time (measured on a Zen 5 core, 4096 x 4096 int4 linear at batch 1 on
+    avx512_vnni: 0.120 ms unaligned, 0.086 ms aligned)."""
     if a.ctypes.data % 64 == 0:
         return a
     buf = np.empty(a.nbytes + 64, np.uint8)

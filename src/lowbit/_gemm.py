@@ -125,8 +125,13 @@ def _with_active_layout(run):
 
 def _pack8(b: np.ndarray) -> PackedMatrix:
     k, n = b.shape
-    b = np.ascontiguousarray(b)
-    data, colsum, layout = _core.gemm_pack_b8(b.view(np.uint8), b.dtype == np.int8)
+    signed = b.dtype == np.int8
+    if not b.flags.c_contiguous and b.T.flags.c_contiguous and b.flags.aligned:
+        # B = W.T of a row-major W (Fortran order): packed from W's rows, no transposed copy
+        data, colsum, layout = _core.gemm_pack_b8_rows(b.T.view(np.uint8), signed)
+    else:
+        b = np.ascontiguousarray(b)
+        data, colsum, layout = _core.gemm_pack_b8(b.view(np.uint8), signed)
     return PackedMatrix(data, colsum, (k, n), dtype_name(b), layout)
 
 

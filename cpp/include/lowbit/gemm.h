@@ -43,9 +43,21 @@ struct PackedB {
   const char* layout = "";          // the GemmGeometry::layout it was packed for
 };
 
-// A packed B that owns its memory, as the packing functions return it.
+// A packed B that owns its memory, as the packing functions return it. The panels start on a
+// 64-byte cache line inside `storage`: the small-M kernels stream them at memory speed, and a
+// vector load split across two lines costs them time (measured on a Zen 5 core, 4096 x 4096
+// int4 linear at batch 1: 0.120 ms unaligned, 0.086 ms aligned).
 struct PackedBData {
-  std::vector<uint8_t> data;
+  std::vector<uint8_t> storage;  // the packed bytes and up to 63 bytes of slack before them
+  size_t offset = 0, size = 0;   // the packed bytes are storage[offset, offset + size)
+  // size zero bytes, 64-byte aligned
+  void allocate(size_t n) {
+    storage.assign(n + 63, 0);
+    offset = static_cast<size_t>(-reinterpret_cast<uintptr_t>(storage.data()) & 63);
+    size = n;
+  }
+  uint8_t* data() { return storage.data() + offset; }
+  const uint8_t* data() const { return storage.data() + offset; }
   std::vector<int32_t> colsum;
   std::string layout;
 };
@@ -63,6 +75,11 @@ PackedBData gemm_pack_b8(const uint8_t* b, int64_t k, int64_t n, int64_t ldb, bo
 // Packs int4/uint4 values given two a byte along k (lb.pack_int4(b, axis=0)): byte [i][j]
 // holds b[2i][j] in its low nibble and b[2i+1][j] in its high nibble; rows of ldb bytes.
 PackedBData gemm_pack_b4(const uint8_t* bp, int64_t k, int64_t n, int64_t ldb, bool is_signed);
+// The same as gemm_pack_b8 from B's transpose: row j of w (n rows, ldw bytes apart) holds
+// column j of B, k bytes. The usual (out, in) weight W is this w for B = W.T; a panel's k-groups
+// are then word copies from n rows (GemmGeometry kb bytes each), so transposing costs nothing
+// beyond the packing itself. Byte for byte the result of gemm_pack_b8 on B.
+PackedBData gemm_pack_b8_rows(const uint8_t* w, int64_t k, int64_t n, int64_t ldw, bool is_signed);
 // The same with the kernels and geometry of the table t (the drivers' snapshot); bits 8 or 4.
 PackedBData gemm_pack(const KernelTable& t, const uint8_t* b, int64_t k, int64_t n, int64_t ldb,
                       bool is_signed, int bits);

@@ -1,0 +1,60 @@
+"""Transposed weights: ``pack_matrix(w.T)`` and ``matmul_int(x, w.T)`` with the usual ``(out, in)``
+weight ``w`` against the same calls on a contiguous ``(K, N)`` copy, 4096 x 4096 int8, batch 8,
+one thread, on every compiled path (issue 13: within 1.3x of the contiguous case).
+
+    python -m pytest bench/test_bench_strided.py --benchmark-only
+
+Each transposed entry's ``extra_info["x_contiguous"]`` is its median over the contiguous one's
+(> 1: slower), the contiguous case timed first in the same session. Results are checked after
+timing; speed is never asserted.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import lowbit as lb
+
+K = N = 4096
+M = 8
+ISAS = [i for i in lb.available_isas() if i != "scalar"] or ["scalar"]
+_MEDIANS: dict = {}
+
+
+@pytest.fixture(scope="module")
+def operands():
+    rng = np.random.default_rng(0)
+    w = rng.integers(-128, 128, (N, K), dtype=np.int8)  # (out, in)
+    x = rng.integers(-128, 128, (M, K), dtype=np.int8)
+    return x, w, np.ascontiguousarray(w.T)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("op", ["pack_matrix", "matmul_int"])
+@pytest.mark.parametrize("layout", ["contiguous", "transposed"])
+def test_transposed_weight(benchmark, operands, isa, op, layout):
+    x, w, b = operands
+    operand = b if layout == "contiguous" else w.T
+    fn = (lambda: lb.pack_matrix(operand)) if op == "pack_matrix" else (
+        lambda: lb.matmul_int(x, operand))
+    benchmark.group = f"{op}-{K}x{N}-{isa}"
+    benchmark.extra_info.update(isa=isa, layout=layout, threads=1)
+    saved_isa, saved_threads = lb.cpu_info()["isa"], lb.get_num_threads()
+    lb.set_isa(isa)
+    lb.set_num_threads(1)
+    try:
+        benchmark(fn)
+        got = fn()
+    finally:
+        lb.set_isa(saved_isa)
+        lb.set_num_threads(saved_threads)
+    median = benchmark.stats.stats.median
+    _MEDIANS[(op, isa, layout)] = median
+    base = _MEDIANS.get((op, isa, "contiguous"))
+    if layout == "transposed" and base:
+        benchmark.extra_info["x_contiguous"] = median / base
+    if op == "matmul_int":
+        np.testing.assert_array_equal(got, x.astype(np.int64) @ b.astype(np.int64))
+    else:
+        np.testing.assert_array_equal(got.to_array(), b)

@@ -74,6 +74,18 @@ inline void prefetch_part(const uint8_t* p, int64_t len, int64_t part, int64_t p
   for (int64_t l = part * per; l < end; ++l) __builtin_prefetch(p + l * 64);
 }
 
+// Words for the A panels of a small-M call that stay allocated on this thread between calls
+// (Tag keeps the GEMM's and linear's apart). A decode step packs a few KiB of A each call; a
+// fresh heap block each time sometimes costs page faults, when malloc has just handed the top
+// of its heap back to the system (seen on a Zen 5 VM as an M = 1 GEMM 10-25% slower, depending
+// on what the process had allocated before). Read only during the call that asked for it.
+template <class Tag>
+inline int32_t* call_scratch(int64_t words) {
+  thread_local std::vector<int32_t> buf;
+  if (static_cast<int64_t>(buf.size()) < words) buf.resize(static_cast<size_t>(words));
+  return buf.data();
+}
+
 // A row of n 8-bit values (int8 if Signed, else uint8) as int16 k-pair words, one every `stride`
 // (MR) words of o (an odd n leaves 0 in the last high half). Returns the sum of the values,
 // wrapping.

@@ -86,7 +86,8 @@ void finish(const Output& out, const TileDst& d, int64_t i0, int64_t i1, int64_t
 }
 
 struct PackedA {
-  std::unique_ptr<int32_t[]> data;    // panels x kw x MR words
+  std::unique_ptr<int32_t[]> owned;   // the words, unless they are the small-M call scratch
+  int32_t* data = nullptr;            // panels x kw x MR words
   std::unique_ptr<uint32_t[]> rowsum;  // panels x MR
   int64_t panels = 0, kw = 0;
 };
@@ -99,11 +100,17 @@ PackedA pack_a(const GemmGeometry& g, const GemmA& a, bool parallel, bool quads 
   PackedA p;
   p.panels = ceil_div(a.m, g.mr);
   p.kw = quads ? ceil_div(a.k, 4) : ceil_div(a.k, 2);  // words a row of a panel
-  p.data.reset(new int32_t[std::max<int64_t>(1, p.panels * p.kw * g.mr)]);
+  const int64_t words = std::max<int64_t>(1, p.panels * p.kw * g.mr);
+  if (small) {
+    p.data = call_scratch<PackedA>(words);
+  } else {
+    p.owned.reset(new int32_t[words]);
+    p.data = p.owned.get();
+  }
   p.rowsum.reset(new uint32_t[p.panels * g.mr]);
   auto one = [&](int64_t q) {
     const int64_t rows = small && g.small_a_rows ? std::min<int64_t>(g.mr, a.m - q * g.mr) : g.mr;
-    pack_a_panel(a, q * g.mr, rows, p.kw, quads, p.data.get() + q * p.kw * g.mr,
+    pack_a_panel(a, q * g.mr, rows, p.kw, quads, p.data + q * p.kw * g.mr,
                  p.rowsum.get() + q * g.mr);
   };
   if (parallel) {
@@ -136,7 +143,7 @@ void gemm_small(const KernelTable& t, const GemmA& a, const PackedB& b, const Ge
       const int n = static_cast<int>(std::min(nr, b.n - p * nr));
       for (int64_t ia = 0; ia < pa.panels; ++ia) {
         const int m = static_cast<int>(std::min(mr, a.m - ia * mr));
-        kernel(pa.kw, pa.data.get() + ia * pa.kw * mr, m, b.data + p * pbytes,
+        kernel(pa.kw, pa.data + ia * pa.kw * mr, m, b.data + p * pbytes,
                d.p + ia * mr * d.ld + (p * nr - j0), d.ld, n, 0);
       }
     }
@@ -156,7 +163,7 @@ void gemm_large(const KernelTable& t, const GemmA& a, const PackedB& b, const Ge
   const int32_t a_off = quads && !a.is_signed ? 128 : 0;
   const PackedA pa = pack_a(g, a, true, quads);
   TileOperands op;
-  op.a = pa.data.get(), op.kw = pa.kw, op.quads = quads;
+  op.a = pa.data, op.kw = pa.kw, op.quads = quads;
   op.b = b.data, op.bits = b.bits;
   op.kpairs = ceil_div(b.k, 2), op.pbytes = panel_bytes(g, b.k, b.bits);
   const int64_t kwb = quads ? g.kc / 2 : g.kc;  // words a K block (kc k-pairs either way)

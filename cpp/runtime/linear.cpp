@@ -83,15 +83,18 @@ int row_qparams(const KernelTable& t, const float* x, int64_t k, LinearAct act, 
 // Quantized activations in the GEMM's A panel layout (kernels.h): int16 k-pairs, or int8
 // k-quads of a' = a - off (off = 128 for uint8 activations, so they fit int8). Positions that
 // are not real k (group gaps, the tail) hold 0: they meet u = 0 in the packed B.
+struct QRowScratch;  // the tag of pack_act's row buffer (blocking.h, call_scratch)
+
 struct ActPanels {
-  std::unique_ptr<int32_t[]> data;  // panels x kw x MR words
+  std::unique_ptr<int32_t[]> owned;  // the words, unless they are the small-M call scratch
+  int32_t* data = nullptr;           // panels x kw x MR words
   std::vector<uint32_t> rterm;      // [group][row]: g_j * za' - sum over group j of a'
   std::vector<int32_t> za;          // [row]: za' = zero point - off
   std::vector<float> as;            // [row]: scale
   int64_t panels = 0, kw = 0, mpad = 0, mr = 0;
   bool quads = false;
   bool any_za = false;
-  const int32_t* panel(int64_t p) const { return data.get() + p * kw * mr; }
+  const int32_t* panel(int64_t p) const { return data + p * kw * mr; }
 };
 
 // small: panels for the small-M kernels (of the rows present only where the geometry says so:
@@ -108,16 +111,22 @@ int pack_act(const KernelTable& t, const LinearInput& in, const Groups& q, bool 
   pa.panels = ceil_div(in.m, mr);
   pa.mpad = pa.panels * mr;
   pa.kw = ceil_div(q.kpad, step);
-  pa.data.reset(new int32_t[std::max<int64_t>(1, pa.panels * pa.kw * mr)]);
+  const int64_t words = std::max<int64_t>(1, pa.panels * pa.kw * mr);
+  if (small) {
+    pa.data = call_scratch<ActPanels>(words);
+  } else {
+    pa.owned.reset(new int32_t[words]);
+    pa.data = pa.owned.get();
+  }
   pa.rterm.assign(static_cast<size_t>(q.ngroups * pa.mpad), 0u);
   pa.za.assign(static_cast<size_t>(pa.mpad), 0);
   pa.as.assign(static_cast<size_t>(pa.mpad), 1.0f);
   std::atomic<int> status{0};
   std::atomic<bool> any_za{false};
   auto one = [&](int64_t p) {
-    std::unique_ptr<uint8_t[]> qbuf(new uint8_t[std::max<int64_t>(q.k, 1)]);
-    uint8_t* qrow = qbuf.get();
-    int32_t* out = pa.data.get() + p * pa.kw * mr;
+    // one row's quantized bytes, on this thread's scratch (each thread packs its own panels)
+    uint8_t* qrow = reinterpret_cast<uint8_t*>(call_scratch<QRowScratch>(q.k / 4 + 1));
+    int32_t* out = pa.data + p * pa.kw * mr;
     const int64_t ld = small && t.gemm_geometry.small_a_rows ? std::min(mr, in.m - p * mr) : mr;
     for (int64_t r = 0; r < ld; ++r) {
       const int64_t i = p * mr + r;
@@ -242,7 +251,7 @@ void large_int(const KernelTable& t, const LinearInput& in, const LinearWeights&
   const Tiling tl = tiling(g, in.m, n_all);
   const int64_t bstep = four ? nr : 2 * nr;  // bytes a k-pair of a B panel
   TileOperands op;
-  op.a = pa.data.get(), op.kw = kw, op.quads = quads;
+  op.a = pa.data, op.kw = kw, op.quads = quads;
   op.b = w.b.data, op.bits = w.b.bits;
   op.kpairs = q.kp, op.pbytes = pbytes;
   parallel_for(tl.count, [&](int64_t tile) {

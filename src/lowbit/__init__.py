@@ -2,7 +2,7 @@
 
 Hand-written SIMD kernels (AVX2, AVX-512, AVX-512 VNNI, NEON, and a portable scalar path; chosen
 at run time by CPU features) that agree bit for bit with the plain-NumPy implementations in
-:mod:`lowbit.reference`. The contract is API.md; ``python -m lowbit`` reports the CPU, the
+:mod:`lowbit.reference`. The contract is docs/api.md; ``python -m lowbit`` reports the CPU, the
 paths and a self-check.
 """
 

@@ -235,7 +235,7 @@ def matmul_int(a, b, a_zero_point=0, b_zero_point=0) -> np.ndarray:
 
     Notes
     -----
-    API.md: the result is ``(a - a_zp) @ (b - b_zp)`` computed in int32, wrapping modulo 2**32
+    docs/api.md: the result is ``(a - a_zp) @ (b - b_zp)`` computed in int32, wrapping modulo 2**32
     exactly as NumPy int32 arithmetic does. No saturation anywhere, for any values including
     the -128/255 extremes. The GIL is released while the kernels run.
 
@@ -291,7 +291,7 @@ def matmul_int4(a, b_packed, *, k=None, signed=True, a_zero_point=0, b_zero_poin
 
     Notes
     -----
-    API.md: equals ``lb.matmul_int(a, lb.unpack_int4(b_packed, axis=0, n=k, signed=signed),
+    docs/api.md: equals ``lb.matmul_int(a, lb.unpack_int4(b_packed, axis=0, n=k, signed=signed),
     ...)``. The nibbles are decoded inside the kernels; no unpacked copy of ``b`` is made.
 
     Examples

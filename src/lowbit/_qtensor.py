@@ -1,6 +1,6 @@
 """``QTensor``: a quantized weight tensor (data + scales + zero points), and its ``.npz`` file.
 
-API.md, "Quantized tensors and layers". 4-bit data is stored packed two a byte along the LAST
+docs/api.md, "Quantized tensors and layers". 4-bit data is stored packed two a byte along the LAST
 axis (``lb.quantize(..., packed=True)``), so a ``(out, in)`` weight packs along ``in``, which is
 the reduction axis K of ``linear``. The arrays are read-only, so a QTensor never changes after
 it is made and the pre-packed GEMM weights kept in its cache stay valid.
@@ -45,7 +45,7 @@ class QTensor(QTensorBase):
         bytes holding two values each along the last axis (shape ``shape[:-1] +
         (ceil(shape[-1] / 2),)``, element 2i in the low nibble).
     scale : ndarray of float32
-        Shaped as the granularity says (API.md): ``(1,)``, ``(shape[axis],)`` or ``shape``
+        Shaped as the granularity says (docs/api.md): ``(1,)``, ``(shape[axis],)`` or ``shape``
         with ``axis`` replaced by ``ceil(shape[axis] / group_size)``.
     zero_point : ndarray or None
         Shaped like ``scale``, in the storage dtype of ``dtype`` (int8 for int8/int4, uint8

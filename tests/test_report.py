@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+import lowbit as lb
 from lowbit import report
 from lowbit.models import minilm
 
@@ -24,13 +25,24 @@ def digits_run(tmp_path_factory):
     path = tmp_path_factory.mktemp("report") / "digits.json"
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        status = report.main(["--json", str(path), "--time-budget", "0.2"])
+        status = report.main(["--json", str(path), "--time-budget", "0.2", "--layers", "256x384",
+                              "--batches", "1,8", "--layer-budget", "0.3"])
     return status, out.getvalue(), json.loads(path.read_text())
 
 
-def _table_rows(text):
-    rows = [line for line in text.splitlines() if line.startswith("| ")]
-    return [line.split("|")[1].strip() for line in rows[1:]]       # skip the header
+def _table_rows(text, table=0):
+    """First-column cells of the table-th Markdown table of text (header skipped)."""
+    tables, cur = [], []
+    for line in text.splitlines():
+        if line.startswith("|"):
+            if not line.startswith("|-"):
+                cur.append(line)
+        elif cur:
+            tables.append(cur)
+            cur = []
+    if cur:
+        tables.append(cur)
+    return [line.split("|")[1].strip() for line in tables[table][1:]]
 
 
 def test_digits_report_prints_the_table(digits_run):
@@ -67,6 +79,43 @@ def test_digits_report_json(digits_run):
     assert rows["QAT INT4 per-channel W4A8"]["qat_epochs"] == report.QAT_EPOCHS
     assert res["environment"]["isa"] and res["seconds"] > 0
     assert any("one group per output row" in n for n in res["notes"])
+
+
+def test_digits_report_times_from_interleaved_minima(digits_run):
+    _, text, res = digits_run
+    fp = res["rows"][0]
+    for r in res["rows"]:
+        assert 0 < r["min_ms"] <= r["median_ms"] and r["spread"] >= 0 and r["rounds"] >= 5
+        assert r["latency_ms"] == r["min_ms"]
+        assert r["speedup"] == pytest.approx(fp["min_ms"] / r["min_ms"])
+        assert r["speedup_median"] == pytest.approx(fp["median_ms"] / r["median_ms"])
+        assert isinstance(r["wide"], bool)
+    assert " / " in text and "from the minima" in text
+    assert "busy when the report started" not in text  # no blanket warning
+
+
+def test_layer_table(digits_run):
+    _, text, res = digits_run
+    lay = res["layers"]
+    assert lay["isa"] == lb.cpu_info()["isa"]
+    assert _table_rows(text, 1) == ["256 -> 384", "256 -> 384"]
+    assert f"ISA path {lay['isa']}" in text
+    names = ["FP32 (NumPy)"] + [f[0] for f in report.LAYER_FORMATS]
+    assert [r["format"] for r in lay["rows"]] == names * 2
+    for r in lay["rows"]:
+        assert r["n_in"] == 256 and r["n_out"] == 384 and r["batch"] in (1, 8)
+        assert r["gops"] == pytest.approx(2 * r["batch"] * 256 * 384 / (r["min_ms"] * 1e6))
+        assert r["speedup"] > 0 and r["rounds"] >= 3
+
+
+@pytest.mark.parametrize("args,match", [(["--layers", "4096"], "--layers"),
+                                        (["--layers", "0x5"], "positive"),
+                                        (["--batches", "one"], "--batches")])
+def test_layer_options_are_checked(args, match, capsys):
+    with pytest.raises(SystemExit) as e:
+        report.main(args)
+    assert e.value.code == 2
+    assert match in capsys.readouterr().err
 
 
 def test_plot_needs_matplotlib(monkeypatch, tmp_path, capsys):

@@ -65,26 +65,65 @@ def _progress(msg: str) -> None:
     print(f"[report] {msg}", file=sys.stderr, flush=True)
 
 
+#: A timed batch of calls lasts at least this long: single calls of a millisecond or less are
+#: dominated by timer resolution, cache state and BLAS thread wake-ups.
+BATCH_SECONDS = 0.005
+#: A row whose per-call times spread (interquartile range over median) more than this between
+#: rounds is flagged in the table.
+WIDE_SPREAD = 0.25
+
+
 def _time_rounds(fns: List[Callable[[], object]], budget_s: float, min_rounds: int,
-                 max_rounds: int) -> List[float]:
-    """Median wall time in ms of each of ``fns``, measured in interleaved rounds (every
-    function once per round, so a change in machine load hits all formats alike). One warm-up
-    call each (it also fills the QTensors' packed-weight caches); as many rounds as fit in
-    ``budget_s`` within ``[min_rounds, max_rounds]``."""
-    once = 0.0
+                 max_rounds: int, what: str = "forward passes") -> List[dict]:
+    """Per-call wall times of each of ``fns``, in interleaved rounds: every round times each
+    function once (alternating the order, so none always runs first), so a change in machine
+    load meets all of them alike. Two warm-up calls each (they also fill the QTensors'
+    packed-weight caches); each timing is a batch of calls lasting at least BATCH_SECONDS; as
+    many rounds as fit in ``budget_s`` within ``[min_rounds, max_rounds]``.
+
+    Returns one dict a function: ``min_ms`` and ``median_ms`` per call over the rounds (the
+    minimum is the stable figure on a shared machine) and ``spread``, the interquartile range
+    over the median."""
+    est = []
     for fn in fns:
+        fn()
         t = time.perf_counter()
         fn()
-        once += time.perf_counter() - t
-    rounds = int(min(max_rounds, max(min_rounds, math.ceil(budget_s / max(once, 1e-6)))))
-    _progress(f"timing {len(fns)} forward passes, {rounds} interleaved rounds")
-    times = [[] for _ in fns]
-    for _ in range(rounds):
-        for fn, ts in zip(fns, times):
+        est.append(max(time.perf_counter() - t, 1e-7))
+    reps = [max(1, math.ceil(BATCH_SECONDS / e)) for e in est]
+    per_round = sum(r * e for r, e in zip(reps, est))
+    rounds = int(min(max_rounds, max(min_rounds, math.ceil(budget_s / per_round))))
+    _progress(f"timing {len(fns)} {what}, {rounds} interleaved rounds "
+              f"(about {rounds * per_round:.0f} s)")
+    times: List[List[float]] = [[] for _ in fns]
+    last = time.perf_counter()
+    for i in range(rounds):
+        order = range(len(fns)) if i % 2 == 0 else reversed(range(len(fns)))
+        for j in order:
+            fn = fns[j]
             t = time.perf_counter()
-            fn()
-            ts.append(time.perf_counter() - t)
-    return [1e3 * float(np.median(ts)) for ts in times]
+            for _ in range(reps[j]):
+                fn()
+            times[j].append((time.perf_counter() - t) / reps[j])
+        if time.perf_counter() - last > 2.0 and i + 1 < rounds:
+            _progress(f"  round {i + 1}/{rounds}")
+            last = time.perf_counter()
+    out = []
+    for ts in times:
+        q25, med, q75 = np.percentile(ts, [25, 50, 75])
+        out.append({"min_ms": 1e3 * float(min(ts)), "median_ms": 1e3 * float(med),
+                    "spread": float((q75 - q25) / med) if med > 0 else 0.0,
+                    "rounds": len(ts), "calls_per_round": reps[len(out)]})
+    return out
+
+
+def _speedups(rows: List[dict], base: dict) -> None:
+    """Speed-up of each row against ``base`` from the minimum and the median per-call times of
+    the same rounds; ``wide``: either spread is wide."""
+    for r in rows:
+        r["speedup"] = base["min_ms"] / r["min_ms"]
+        r["speedup_median"] = base["median_ms"] / r["median_ms"]
+        r["wide"] = bool(r["spread"] > WIDE_SPREAD or base["spread"] > WIDE_SPREAD)
 
 
 def _per_channel_view(qt):
@@ -123,8 +162,10 @@ class _Rows:
         return row
 
     def time(self, budget_s: float, min_rounds: int, max_rounds: int) -> None:
-        for row, ms in zip(self.rows, _time_rounds(self.fns, budget_s, min_rounds, max_rounds)):
-            row["latency_ms"] = ms
+        for row, st in zip(self.rows, _time_rounds(self.fns, budget_s, min_rounds, max_rounds)):
+            row.update(st)
+            row["latency_ms"] = st["min_ms"]
+        _speedups(self.rows, self.rows[0])
 
 
 # ------------------------------------------------------------------------------ digits
@@ -284,11 +325,57 @@ def _run_minilm(budget_s: float) -> dict:
 
 # ------------------------------------------------------------------------------ output
 
-def run(model: str = "digits", budget_s: Optional[float] = None) -> dict:
+#: The layer-size table: (in, out) shapes, batch sizes, and its formats (row name,
+#: QTensor.quantize kwargs, act_dtype); FP32 is NumPy's float32 matmul.
+LAYER_SHAPES = [(4096, 4096), (4096, 11008)]
+LAYER_BATCHES = [1, 16, 128]
+LAYER_FORMATS = [
+    ("INT8 W8A8", {"dtype": "int8", "axis": 0}, "int8"),
+    ("INT4 g128 W4A8", {"dtype": "int4", "axis": 1, "group_size": 128}, "int8"),
+    ("INT4 g128 weight-only", {"dtype": "int4", "axis": 1, "group_size": 128}, None),
+]
+
+
+def run_layers(shapes=None, batches=None, budget_s: float = 10.0) -> dict:
+    """``lb.linear`` of each LAYER_FORMATS entry at real layer sizes against NumPy's float32
+    ``x @ W.T`` in the same interleaved rounds: per (shape, batch), the minimum and median
+    per-call times, GOPS (2 * batch * in * out operations per call) and the speed-up from
+    the minima. ``budget_s`` is shared by all shapes and batches."""
+    shapes = LAYER_SHAPES if shapes is None else shapes
+    batches = LAYER_BATCHES if batches is None else batches
+    rng = np.random.default_rng(0)
+    rows: List[dict] = []
+    cases = len(shapes) * len(batches)
+    for n_in, n_out in shapes:
+        _progress(f"layer {n_in} -> {n_out}: quantizing the weight in "
+                  f"{len(LAYER_FORMATS)} formats")
+        w = (rng.standard_normal((n_out, n_in), dtype=np.float32) * np.float32(0.02))
+        qs = [lb.QTensor.quantize(w, **fmt) for _, fmt, _ in LAYER_FORMATS]
+        for m in batches:
+            x = rng.standard_normal((m, n_in), dtype=np.float32)
+            fns = [lambda x=x: x @ w.T] + [
+                (lambda x=x, q=q, act=act: lb.linear(x, q, act_dtype=act))
+                for q, (_, _, act) in zip(qs, LAYER_FORMATS)]
+            stats = _time_rounds(fns, budget_s / cases, 3, 200,
+                                 f"layers of {n_in} -> {n_out} at batch {m}")
+            case = []
+            for name, st in zip(["FP32 (NumPy)"] + [f[0] for f in LAYER_FORMATS], stats):
+                st.update(format=name, n_in=n_in, n_out=n_out, batch=m,
+                          gops=2.0 * m * n_in * n_out / (st["min_ms"] * 1e6))
+                case.append(st)
+            _speedups(case, case[0])
+            rows += case
+        del w, qs
+    return {"isa": lb.cpu_info()["isa"], "threads": lb.get_num_threads(), "rows": rows}
+
+
+def run(model: str = "digits", budget_s: Optional[float] = None,
+        layers: Optional[dict] = None) -> dict:
     """Measure every format on ``model`` ("digits" or "minilm"); returns all figures.
 
     ``budget_s`` is the timing budget of all rows together (default 4 s for digits, 30 s
-    for MiniLM).
+    for MiniLM). ``layers``: keyword arguments of :func:`run_layers` for the layer-size
+    table (``None``: no such table).
     Raises :class:`lowbit.models.minilm.MiniLMNotInstalled` for "minilm" without its packages.
     """
     t0 = time.perf_counter()
@@ -304,15 +391,8 @@ def run(model: str = "digits", budget_s: Optional[float] = None) -> dict:
                            "activations against dequantized weights. MSE clipping: "
                            "lb.calibrate(method='mse') picks each group's range (min-max "
                            "scaled by 1.00 .. 0.21) with the least squared weight error.")
-    cpus = os.cpu_count() or 1
-    if load > 0.5 * cpus:
-        res["notes"].append(f"The machine was busy when the report started (load average "
-                            f"{load:.1f} on {cpus} CPUs): latencies and speed-ups may be "
-                            f"unreliable; NumPy's multi-threaded BLAS suffers most on small "
-                            f"matrices.")
-    fp = res["rows"][0]["latency_ms"]
-    for r in res["rows"]:
-        r["speedup"] = fp / r["latency_ms"]
+    if layers is not None:
+        res["layers"] = run_layers(**layers)
     info = lb.cpu_info()
     res["environment"] = {"lowbit": lb.__version__, "numpy": np.__version__,
                           "python": platform.python_version(), "isa": info.get("isa"),
@@ -337,14 +417,39 @@ def format_table(res: dict) -> str:
                 "latency", "speed-up"]
         body = [[r["format"], f"{r['bits_per_weight']:.2f}", _mb(r["model_bytes"]),
                  f"{r['accuracy']:.2f} %", f"{r['change']:+.2f} pts",
-                 f"{r['latency_ms']:.3f} ms", f"{r['speedup']:.2f}x"] for r in res["rows"]]
+                 _latency(r, 3), _speedup(r)] for r in res["rows"]]
     else:
         head = ["format", "bits/weight", "model bytes", "cosine to FP32 (mean / min)",
                 "change vs FP32", "NN agreement", "latency", "speed-up"]
         body = [[r["format"], f"{r['bits_per_weight']:.2f}", _mb(r["model_bytes"]),
                  f"{r['mean_cosine']:.4f} / {r['min_cosine']:.4f}", f"{r['change']:+.4f}",
-                 f"{100 * r['nn_agreement']:.1f} %", f"{r['latency_ms']:.1f} ms",
-                 f"{r['speedup']:.2f}x"] for r in res["rows"]]
+                 f"{100 * r['nn_agreement']:.1f} %", _latency(r, 1), _speedup(r)]
+                for r in res["rows"]]
+    lines += _markdown_table(head, body)
+    lines += ["", "Bits per weight include scales and zero points; model bytes add the parts "
+              "kept in float32. Latency: minimum / median per forward pass over interleaved "
+              "rounds; speed-up against the NumPy FP32 forward pass from the minima (the "
+              "stable figure on a shared machine)."]
+    if any(r.get("wide") for r in res["rows"]):
+        lines.append(f"- ~: the row's or FP32's times varied by more than "
+                     f"{100 * WIDE_SPREAD:.0f} % between rounds (interquartile range over "
+                     f"median): the machine was busy; compare the minima.")
+    lines += [f"- {n}" for n in res["notes"]]
+    if "layers" in res:
+        lines += [""] + _layers_table(res["layers"])
+    lines.append(f"\n(measured in {res['seconds']:.1f} s)")
+    return "\n".join(lines)
+
+
+def _latency(r: dict, digits: int) -> str:
+    return f"{r['min_ms']:.{digits}f} / {r['median_ms']:.{digits}f} ms"
+
+
+def _speedup(r: dict) -> str:
+    return f"{r['speedup']:.2f}x" + (" ~" if r.get("wide") else "")
+
+
+def _markdown_table(head: List[str], body: List[List[str]]) -> List[str]:
     right = [False] + [True] * (len(head) - 1)
     widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
 
@@ -352,16 +457,33 @@ def format_table(res: dict) -> str:
         return "| " + " | ".join(c.rjust(w) if r else c.ljust(w)
                                  for c, w, r in zip(cells, widths, right)) + " |"
 
-    lines.append(fmt(head))
-    lines.append("|" + "|".join(("-" * (w + 1) + ":") if r else ("-" * (w + 2))
-                                for w, r in zip(widths, right)) + "|")
-    lines += [fmt(b) for b in body]
-    lines += ["", "Bits per weight include scales and zero points; model bytes add the parts "
-              "kept in float32. Latency: median of repeated forward passes; speed-up against "
-              "the NumPy FP32 forward pass."]
-    lines += [f"- {n}" for n in res["notes"]]
-    lines.append(f"\n(measured in {res['seconds']:.1f} s)")
-    return "\n".join(lines)
+    return ([fmt(head), "|" + "|".join(("-" * (w + 1) + ":") if r else ("-" * (w + 2))
+                                       for w, r in zip(widths, right)) + "|"]
+            + [fmt(b) for b in body])
+
+
+def _layers_table(lay: dict) -> List[str]:
+    """The layer-size table: one line per (shape, batch), a cell per format."""
+    names = list(dict.fromkeys(r["format"] for r in lay["rows"]))
+    cases = list(dict.fromkeys((r["n_in"], r["n_out"], r["batch"]) for r in lay["rows"]))
+    by = {(r["n_in"], r["n_out"], r["batch"], r["format"]): r for r in lay["rows"]}
+    body = []
+    for n_in, n_out, m in cases:
+        cells = [f"{n_in} -> {n_out}", str(m)]
+        for name in names:
+            r = by[(n_in, n_out, m, name)]
+            cells.append(f"{r['min_ms']:.3f} ms, {r['gops']:.0f} GOPS"
+                         + ("" if name == names[0] else f", {_speedup(r)}"))
+        body.append(cells)
+    head = ["layer (in -> out)", "batch"] + names
+    return ([f"### lb.linear at layer sizes (ISA path {lay['isa']}, {lay['threads']} threads)",
+             ""] + _markdown_table(head, body)
+            + ["", "Per call: minimum time over interleaved rounds, GOPS = 2 * batch * in * out "
+               "/ time, speed-up against NumPy's float32 x @ W.T in the same rounds; W8A8/W4A8 "
+               "include quantizing the activations."]
+            + ([f"- ~: this cell's or FP32's times varied by more than {100 * WIDE_SPREAD:.0f} % "
+                "between rounds: compare the minima."]
+               if any(r.get("wide") for r in lay["rows"]) else []))
 
 
 def _check_matplotlib():
@@ -387,7 +509,9 @@ def plot(res: dict, path: str, plt=None) -> None:
         qual, qlabel = [r["accuracy"] for r in rows], "test accuracy (%)"
     else:
         qual, qlabel = [r["mean_cosine"] for r in rows], "mean cosine to FP32"
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(14, 6))
+    lay = res.get("layers")
+    fig, axes = plt.subplots(1, 3 if lay else 2, figsize=(21 if lay else 14, 6))
+    ax1, ax2 = axes[0], axes[1]
     markers = "osD^vP*Xhp<>"
     for i, (b, q, n) in enumerate(zip(bits, qual, names)):
         ax1.scatter([b], [q], marker=markers[i % len(markers)], s=60, label=n, alpha=0.8)
@@ -405,6 +529,21 @@ def plot(res: dict, path: str, plt=None) -> None:
     ax2.invert_yaxis()
     ax2.set_xlabel("speed-up against the NumPy FP32 forward pass")
     ax2.set_title(f"{res['model']}: forward-pass speed-up")
+    if lay:
+        ax3 = axes[2]
+        names = list(dict.fromkeys(r["format"] for r in lay["rows"]))[1:]
+        cases = list(dict.fromkeys((r["n_in"], r["n_out"], r["batch"]) for r in lay["rows"]))
+        by = {(r["n_in"], r["n_out"], r["batch"], r["format"]): r for r in lay["rows"]}
+        width = 0.8 / max(1, len(names))
+        for k, name in enumerate(names):
+            ax3.bar(np.arange(len(cases)) + k * width,
+                    [by[c + (name,)]["speedup"] for c in cases], width, label=name)
+        ax3.axhline(1.0, color="k", lw=0.8)
+        ax3.set_xticks(np.arange(len(cases)) + width * (len(names) - 1) / 2)
+        ax3.set_xticklabels([f"{i}->{o}\nbatch {m}" for i, o, m in cases], fontsize=7)
+        ax3.set_ylabel("speed-up against NumPy float32 x @ W.T")
+        ax3.set_title(f"lb.linear at layer sizes ({lay['isa']})")
+        ax3.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -441,11 +580,45 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--time-budget", metavar="SECONDS", type=float, default=None,
                     help="seconds spent on latency measurements (default 4 for digits, 30 "
                          "for minilm; at least 5 rounds for digits and 3 for minilm)")
+    ap.add_argument("--layers", metavar="INxOUT,...", default=",".join(
+                        f"{i}x{o}" for i, o in LAYER_SHAPES),
+                    help="layer sizes of the second table, which times lb.linear against "
+                         "NumPy float32 (default: %(default)s; 'none' leaves the table out)")
+    ap.add_argument("--batches", metavar="M,...", default=",".join(map(str, LAYER_BATCHES)),
+                    help="batch sizes of that table (default: %(default)s)")
+    ap.add_argument("--layer-budget", metavar="SECONDS", type=float, default=10.0,
+                    help="seconds spent timing that table (default: %(default)s; at least 3 "
+                         "rounds each)")
     ap.add_argument("--list-formats", action="store_true",
                     help="print the formats the report measures, with their lowbit settings, "
                          "and exit")
     ap.add_argument("--version", action="version", version=f"lowbit {lb.__version__}")
     return ap
+
+
+def _layer_args(args) -> Optional[dict]:
+    """--layers / --batches / --layer-budget as run_layers keyword arguments (None: no
+    table); ValueError with the offending text."""
+    if args.layers.strip().lower() == "none":
+        return None
+    shapes = []
+    for item in args.layers.split(","):
+        try:
+            n_in, n_out = (int(v) for v in item.lower().split("x"))
+        except ValueError:
+            raise ValueError(f"--layers: expected IN x OUT sizes like 4096x11008, got "
+                             f"{item!r}") from None
+        if n_in < 1 or n_out < 1:
+            raise ValueError(f"--layers: sizes must be positive, got {item!r}")
+        shapes.append((n_in, n_out))
+    try:
+        batches = [int(v) for v in args.batches.split(",")]
+    except ValueError:
+        raise ValueError(f"--batches: expected integers like 1,16,128, got "
+                         f"{args.batches!r}") from None
+    if min(batches) < 1:
+        raise ValueError(f"--batches: batch sizes must be positive, got {args.batches!r}")
+    return {"shapes": shapes, "batches": batches, "budget_s": args.layer_budget}
 
 
 def list_formats() -> str:
@@ -477,7 +650,11 @@ def main(argv=None) -> int:
                   "pip install \"lowbit[report]\" (or pip install matplotlib)", file=sys.stderr)
             return 2
     try:
-        res = run(args.model, args.time_budget)
+        layers = _layer_args(args)
+    except ValueError as e:
+        ap.error(str(e))
+    try:
+        res = run(args.model, args.time_budget, layers)
     except ImportError as e:
         from .models.minilm import MiniLMNotInstalled
 

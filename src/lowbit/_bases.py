@@ -9,6 +9,11 @@ its docstring lists.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Optional, Tuple
+
+if TYPE_CHECKING:
+    import numpy as np
+
 __all__ = ["PackedBase", "QTensorBase"]
 
 
@@ -20,6 +25,12 @@ class PackedBase:
     """
 
     __slots__ = ()
+    # what the subclass provides (declared for type checkers; no attributes here)
+    shape: Tuple[int, int]
+    dtype: str
+    bits: int
+    if TYPE_CHECKING:
+        def to_array(self) -> np.ndarray: ...
 
 
 class QTensorBase:
@@ -30,3 +41,12 @@ class QTensorBase:
     """
 
     __slots__ = ()
+    # what the subclass provides (declared for type checkers; no attributes here)
+    data: np.ndarray
+    scale: np.ndarray
+    zero_point: np.ndarray
+    dtype: str
+    shape: Tuple[int, ...]
+    ndim: int
+    axis: Optional[int]
+    group_size: Optional[int]

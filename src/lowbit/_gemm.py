@@ -8,13 +8,15 @@ kernels).
 
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Dict, Optional, Tuple, Union
 
 import numpy as np
+import numpy.typing as npt
 
 from . import _core
 from ._bases import PackedBase
 from ._checks import DTYPES, cache_aligned
+from ._typing import ArrayLike, DTypeName
 from ._checks_gemm import (Operands, check_a, check_b, check_b_packed, check_k4,
                            check_operands, check_packed4, dtype_name)
 from ._checks_gemm import int8_array as _int8_array
@@ -62,7 +64,7 @@ class PackedMatrix(PackedBase):
         colsum.setflags(write=False)
         self._data, self._colsum = data, colsum
         self._shape, self._dtype, self._layout = (int(shape[0]), int(shape[1])), dtype, layout
-        self._repacked = {}  # layout -> (data, colsum): the same values for another ISA path
+        self._repacked: Dict[str, Tuple[np.ndarray, np.ndarray]] = {}  # layout -> (data, colsum): the same values for another ISA path
 
     shape = property(lambda self: self._shape)
     dtype = property(lambda self: self._dtype)
@@ -141,7 +143,8 @@ def _pack4(bp: np.ndarray, k: int, signed: bool) -> PackedMatrix:
     return PackedMatrix(data, colsum, (k, n), "int4" if signed else "uint4", layout)
 
 
-def pack_matrix(b, *, dtype=None, k=None) -> PackedMatrix:
+def pack_matrix(b: ArrayLike, *, dtype: Optional[DTypeName] = None,
+                k: Optional[int] = None) -> PackedMatrix:
     """Pack a weight matrix once for repeated :func:`matmul_int` / :func:`matmul_int4` calls.
 
     Parameters
@@ -207,7 +210,8 @@ def _run(ops: Operands, pm: PackedMatrix) -> np.ndarray:
     return out[0] if ops.vector else out
 
 
-def matmul_int(a, b, a_zero_point=0, b_zero_point=0) -> np.ndarray:
+def matmul_int(a: ArrayLike, b: Union[ArrayLike, PackedMatrix], a_zero_point: ArrayLike = 0,
+               b_zero_point: ArrayLike = 0) -> npt.NDArray[np.int32]:
     """Integer matrix product with int32 accumulation (ONNX ``MatMulInteger``).
 
     Parameters
@@ -253,16 +257,15 @@ def matmul_int(a, b, a_zero_point=0, b_zero_point=0) -> np.ndarray:
         if b.shape[0] != a.shape[-1]:
             raise ValueError(f"b must have shape (K, N) = ({a.shape[-1]}, N) to match "
                              f"a.shape[-1] = {a.shape[-1]}, got a PackedMatrix of shape {b.shape}")
-        pm = b
-    else:
-        pm = None
-        b = check_b(b, a.shape[-1])
-    b_dtype = pm.dtype if pm is not None else dtype_name(b)
-    ops = check_operands(a, (pm or b).shape[1], b_dtype, a_zero_point, b_zero_point)
-    return _run(ops, pm if pm is not None else _pack8(b))
+        return _run(check_operands(a, b.shape[1], b.dtype, a_zero_point, b_zero_point), b)
+    bb = check_b(b, a.shape[-1])
+    ops = check_operands(a, bb.shape[1], dtype_name(bb), a_zero_point, b_zero_point)
+    return _run(ops, _pack8(bb))
 
 
-def matmul_int4(a, b_packed, *, k=None, signed=True, a_zero_point=0, b_zero_point=0):
+def matmul_int4(a: ArrayLike, b_packed: Union[ArrayLike, PackedMatrix], *,
+                k: Optional[int] = None, signed: bool = True, a_zero_point: ArrayLike = 0,
+                b_zero_point: ArrayLike = 0) -> npt.NDArray[np.int32]:
     """Integer matrix product with 4-bit weights packed two a byte along K.
 
     Parameters
@@ -302,13 +305,14 @@ def matmul_int4(a, b_packed, *, k=None, signed=True, a_zero_point=0, b_zero_poin
     array([ 7, -6], dtype=int32)
     """
     a = check_a(a)
+    pm: Optional[PackedMatrix] = None
     if isinstance(b_packed, PackedMatrix):
-        pm = check_packed4(b_packed, k, signed)
+        check_packed4(b_packed, k, signed)
+        pm = b_packed
         kk = pm.shape[0]
     else:
         bp = check_b_packed(b_packed)
         kk = check_k4(k, bp.shape[0])
-        pm = None
     if a.shape[-1] != kk:
         raise ValueError(f"a must have K = {kk} columns to match b_packed (k={kk}), got shape "
                          f"{a.shape}")

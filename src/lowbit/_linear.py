@@ -11,19 +11,25 @@ through :func:`_linear_2d`.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, Optional
 
 import numpy as np
 
 from . import _checks, _core, _gemm
 from ._checks_linear import linear_spec
+from ._typing import ArrayLike, FloatArray, Scale, ZeroPoint
+
+if TYPE_CHECKING:
+    from ._qtensor import QTensor
 
 __all__ = ["linear"]
 
 _F32 = np.float32
 
 
-def linear(x, w_q, bias=None, *, act_dtype="int8", act_scale=None, act_zero_point=None):
+def linear(x: ArrayLike, w_q: "QTensor", bias: Optional[ArrayLike] = None, *,
+           act_dtype: Optional[str] = "int8", act_scale: Optional[Scale] = None,
+           act_zero_point: ZeroPoint = None) -> FloatArray:
     """Linear layer ``x @ W.T + bias`` with quantized weights.
 
     Parameters
@@ -158,12 +164,12 @@ def _pack_weights(spec) -> _Weights:
     scale = np.ascontiguousarray(np.asarray(spec.w_scale, _F32).reshape(n, ngroups))
     zp = np.ascontiguousarray(np.asarray(spec.w_zp).astype(np.int32).reshape(n, ngroups))
     data = np.ascontiguousarray(w.data).view(np.uint8)
-    out = _core.linear_pack(data, k, dt.bits, dt.signed, grouped,
-                            int(w.group_size) if grouped else k, scale, zp)
-    out = (_checks.cache_aligned(out[0]),) + tuple(out[1:])
-    for arr in out[:2] + out[4:]:
+    packed, colsum, layout, geo, ws, zb, cs = _core.linear_pack(
+        data, k, dt.bits, dt.signed, grouped, int(w.group_size) if grouped else k, scale, zp)
+    packed = _checks.cache_aligned(packed)
+    for arr in (packed, colsum, ws, zb, cs):
         arr.setflags(write=False)
-    return _Weights(*out)
+    return _Weights(packed, colsum, layout, geo, ws, zb, cs)
 
 
 def _degenerate(spec) -> np.ndarray:

@@ -26,10 +26,12 @@ How each method relates to :func:`lowbit.calibrate` on all the batches concatena
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
 from . import _calib, _checks, _quant
+from ._typing import ArrayLike, Axis, DTypeName
 
 __all__ = ["Observer"]
 
@@ -62,8 +64,9 @@ class Observer:
     array([0.02], dtype=float32)
     """
 
-    def __init__(self, method="minmax", dtype="int8", *, symmetric=True, axis=None,
-                 percentile=99.99, bins=2048):
+    def __init__(self, method: str = "minmax", dtype: DTypeName = "int8", *,
+                 symmetric: bool = True, axis: Axis = None, percentile: float = 99.99,
+                 bins: int = 2048) -> None:
         self.method = _checks.calibration_method(method)
         self.dtype = _checks.qdtype(dtype).name
         self.symmetric = bool(symmetric)
@@ -78,19 +81,19 @@ class Observer:
 
     def reset(self) -> None:
         """Forget everything seen (the configuration stays)."""
-        self._ndim = None          # rank of the batches (per-channel)
-        self._axis_n = None        # normalised axis
-        self._channels = None      # length along it
-        self._min = None           # float32 (C,) running minimum of x
-        self._max = None
+        self._ndim: Any = None          # rank of the batches (per-channel)
+        self._axis_n: Any = None        # normalised axis
+        self._channels: Any = None      # length along it
+        self._min: Any = None           # float32 (C,) running minimum of x
+        self._max: Any = None
         self._count = 0
         # histograms (C slots): counts[c, i] holds values v with floor(v / w[c]) == j0[c] + i;
         # w[c] == 0 while slot c has seen one distinct value only (then all sit in bin 0)
-        self._hist = None
-        self._w = None
-        self._j0 = None
-        self._vmin = None          # float64 (C,) extremes of the histogrammed values
-        self._vmax = None
+        self._hist: Any = None
+        self._w: Any = None
+        self._j0: Any = None
+        self._vmin: Any = None          # float64 (C,) extremes of the histogrammed values
+        self._vmax: Any = None
 
     @property
     def count(self) -> int:
@@ -113,7 +116,7 @@ class Observer:
 
     # ------------------------------------------------------------------------------ feeding
 
-    def update(self, x) -> "Observer":
+    def update(self, x: ArrayLike) -> "Observer":
         """Observe one batch.
 
         Parameters

@@ -11,12 +11,13 @@ from __future__ import annotations
 import os
 import threading
 import zipfile
-from typing import Any, Callable, Hashable
+from typing import Any, Callable, Hashable, Optional, Sequence
 
 import numpy as np
 
 from . import _checks, _quant
 from ._bases import QTensorBase
+from ._typing import ArrayLike, Axis, DTypeName, PathOrFile, ZeroPoint
 
 __all__ = ["QTensor", "load", "FORMAT_NAME", "FORMAT_VERSION"]
 
@@ -84,7 +85,8 @@ class QTensor(QTensorBase):
     __slots__ = ("_data", "_scale", "_zero_point", "_dt", "_shape", "_axis", "_group_size",
                  "_packed_cache", "_cache_lock")
 
-    def __init__(self, data, scale, zero_point, dtype, shape, axis=None, group_size=None):
+    def __init__(self, data: ArrayLike, scale: ArrayLike, zero_point: ZeroPoint, dtype: DTypeName,
+                 shape: Sequence[int], axis: Axis = None, group_size: Optional[int] = None) -> None:
         dt = _checks.qdtype(dtype)
         try:
             shape = tuple(int(d) for d in shape)
@@ -122,14 +124,15 @@ class QTensor(QTensorBase):
         self._shape = shape
         self._axis = gran.axis
         self._group_size = gran.group_size
-        self._packed_cache = {}
+        self._packed_cache: dict = {}
         self._cache_lock = threading.Lock()
 
     # ------------------------------------------------------------------------------ making
 
     @classmethod
-    def quantize(cls, w, dtype="int4", *, axis=None, group_size=None, symmetric=True,
-                 method="minmax", percentile=99.99) -> "QTensor":
+    def quantize(cls, w: ArrayLike, dtype: DTypeName = "int4", *, axis: Axis = None,
+                 group_size: Optional[int] = None, symmetric: bool = True,
+                 method: str = "minmax", percentile: float = 99.99) -> "QTensor":
         """Quantize a float tensor: :func:`lowbit.calibrate`, then :func:`lowbit.quantize`.
 
         Parameters
@@ -248,7 +251,7 @@ class QTensor(QTensorBase):
 
     # ------------------------------------------------------------------------------ files
 
-    def save(self, path) -> None:
+    def save(self, path: PathOrFile) -> None:
         """Write the tensor to an ``.npz`` file (no pickles).
 
         Parameters
@@ -273,9 +276,9 @@ class QTensor(QTensorBase):
         )
         if isinstance(path, (str, os.PathLike)):
             with open(path, "wb") as f:
-                np.savez(f, **entries)
+                np.savez(f, **entries)  # type: ignore[arg-type]  # (numpy's stub: allow_pickle)
         else:
-            np.savez(path, **entries)
+            np.savez(path, **entries)  # type: ignore[arg-type]
 
 
 def _foreign(path, why: str) -> ValueError:
@@ -286,7 +289,7 @@ def _name(path) -> str:
     return repr(os.fspath(path)) if isinstance(path, (str, os.PathLike)) else "the file"
 
 
-def load(path) -> QTensor:
+def load(path: PathOrFile) -> QTensor:
     """Read a :class:`QTensor` written by :meth:`QTensor.save`.
 
     Parameters

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
 from . import _calib, _checks, _core
 from ._checks import QParams
+from ._typing import ArrayLike, Axis, DTypeName, FloatArray, Scale, ZeroPoint
 
 _F32 = np.float32
 
 
-def quantize(x, scale, zero_point=None, *, dtype="int8", axis=None, group_size=None, out=None,
-             packed=False):
+def quantize(x: ArrayLike, scale: Scale, zero_point: ZeroPoint = None, *,
+             dtype: DTypeName = "int8", axis: Axis = None, group_size: Optional[int] = None,
+             out: Optional[np.ndarray] = None, packed: bool = False) -> np.ndarray:
     """Quantize float values to 8- or 4-bit integers.
 
     Parameters
@@ -67,15 +71,16 @@ def quantize(x, scale, zero_point=None, *, dtype="int8", axis=None, group_size=N
         out = _checks.check_out(out, shape, storage, x)
         return _checks.finish(pack_int4(q, axis=-1), out)
     out = _checks.check_out(out, shape, storage, x)
-    buf = np.empty(shape, storage)
+    buf: np.ndarray = np.empty(shape, storage)
     if _core.quantize(spec.x, spec.scale, spec.zp, layout, dt.qmin, dt.qmax, bool(packed),
                       buf.view(np.uint8)):
         raise _checks.nan_error()
     return _checks.finish(buf, out)
 
 
-def dequantize(q, scale, zero_point=None, *, axis=None, group_size=None, out=None, packed=None,
-               n=None):
+def dequantize(q: ArrayLike, scale: Scale, zero_point: ZeroPoint = None, *, axis: Axis = None,
+               group_size: Optional[int] = None, out: Optional[np.ndarray] = None,
+               packed: Optional[str] = None, n: Optional[int] = None) -> FloatArray:
     """Map quantized integers back to float32.
 
     Parameters
@@ -114,13 +119,17 @@ def dequantize(q, scale, zero_point=None, *, axis=None, group_size=None, out=Non
                               group_size=spec.gran.group_size, out=out)
     # A misaligned out (a view at an odd byte offset) is filled through an aligned buffer: the
     # kernels store through float*, which must be 4-byte aligned.
-    direct = out is not None and out.flags.c_contiguous and out.flags.aligned
-    buf = out if direct else np.empty(spec.shape, _F32)
+    if out is not None and out.flags.c_contiguous and out.flags.aligned:
+        _core.dequantize(spec.q.view(np.uint8), spec.kind, spec.scale, spec.zp, layout, out)
+        return out
+    buf = np.empty(spec.shape, _F32)
     _core.dequantize(spec.q.view(np.uint8), spec.kind, spec.scale, spec.zp, layout, buf)
-    return buf if direct else _checks.finish(buf, out)
+    return buf if out is None else _checks.finish(buf, out)
 
 
-def fake_quantize(x, scale, zero_point=None, *, dtype="int8", axis=None, group_size=None):
+def fake_quantize(x: ArrayLike, scale: Scale, zero_point: ZeroPoint = None, *,
+                  dtype: DTypeName = "int8", axis: Axis = None,
+                  group_size: Optional[int] = None) -> FloatArray:
     """``dequantize(quantize(x, ...), ...)`` in one pass, bit for bit.
 
     Used in quantization-aware training to simulate the rounding and clipping of a
@@ -144,8 +153,9 @@ def fake_quantize(x, scale, zero_point=None, *, dtype="int8", axis=None, group_s
     return out
 
 
-def fake_quantize_grad(x, grad, scale, zero_point=None, *, dtype="int8", axis=None,
-                       group_size=None):
+def fake_quantize_grad(x: ArrayLike, grad: ArrayLike, scale: Scale, zero_point: ZeroPoint = None,
+                       *, dtype: DTypeName = "int8", axis: Axis = None,
+                       group_size: Optional[int] = None) -> FloatArray:
     """Straight-through gradient of :func:`fake_quantize`.
 
     Returns ``grad`` where ``qmin <= round_half_to_even(x / scale) + zero_point <= qmax`` and
@@ -179,7 +189,7 @@ def fake_quantize_grad(x, grad, scale, zero_point=None, *, dtype="int8", axis=No
     return out
 
 
-def pack_int4(q, *, axis=-1):
+def pack_int4(q: ArrayLike, *, axis: int = -1) -> np.ndarray:
     """Pack 4-bit values two a byte along ``axis``.
 
     Element ``2i`` goes to the low nibble (bits 0-3), ``2i+1`` to the high nibble; an odd
@@ -218,7 +228,8 @@ def pack_int4(q, *, axis=-1):
     return out
 
 
-def unpack_int4(packed, *, signed=True, axis=-1, n=None):
+def unpack_int4(packed: ArrayLike, *, signed: bool = True, axis: int = -1,
+                n: Optional[int] = None) -> np.ndarray:
     """Unpack two 4-bit values a byte along ``axis`` (inverse of :func:`pack_int4`).
 
     Parameters
@@ -251,8 +262,9 @@ def unpack_int4(packed, *, signed=True, axis=-1, n=None):
     return out
 
 
-def calibrate(x, dtype="int8", *, symmetric=True, axis=None, group_size=None, method="minmax",
-              percentile=99.99):
+def calibrate(x: ArrayLike, dtype: DTypeName = "int8", *, symmetric: bool = True,
+              axis: Axis = None, group_size: Optional[int] = None, method: str = "minmax",
+              percentile: float = 99.99) -> QParams:
     """Choose a scale and zero point for ``x``.
 
     Parameters

@@ -76,7 +76,7 @@ class Sensitivity(NamedTuple):
         return {k: v - self.baseline for k, v in self.errors.items()}
 
 
-def _call(evaluate: Evaluate, ws: Dict[str, object]) -> float:
+def _call(evaluate: Evaluate, ws: Mapping[str, object]) -> float:
     err = float(evaluate(dict(ws)))
     if not np.isfinite(err):
         raise ValueError(f"evaluate returned a non-finite error {err!r}")
@@ -172,7 +172,7 @@ def choose_precision(weights: Weights, evaluate: Optional[Evaluate] = None, *,
     low_q = quantize_weights(named, low)
     total_weights = sum(q.size for q in high_q.values())
     budget = (int(budget_bytes) if budget_bytes is not None
-              else int(np.floor(float(bits_per_weight) * total_weights / 8.0 + 1e-9)))
+              else int(np.floor(float(bits_per_weight or 0) * total_weights / 8.0 + 1e-9)))
     hb = np.array([high_q[k].nbytes for k in names], np.int64)
     lb_ = np.array([low_q[k].nbytes for k in names], np.int64)
     min_bytes = int(np.minimum(hb, lb_).sum())

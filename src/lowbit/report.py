@@ -25,13 +25,14 @@ bits per weight and the speed-up of each format.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
 import platform
 import sys
 import time
-from typing import Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -40,7 +41,7 @@ import lowbit as lb
 __all__ = ["main", "run", "format_table", "FORMATS", "MIXED_BITS_PER_WEIGHT"]
 
 #: Formats measured on every model: (row name, QTensor.quantize kwargs, act_dtype).
-FORMATS = [
+FORMATS: List[Tuple[str, Dict[str, Any], Optional[str]]] = [
     ("INT8 W8A8 (dynamic)", {"dtype": "int8", "axis": 0}, "int8"),
     ("INT4 per-channel W4A8", {"dtype": "int4", "axis": 0}, "int8"),
     ("INT4 g128 W4A8", {"dtype": "int4", "axis": 1, "group_size": 128}, "int8"),
@@ -108,7 +109,7 @@ def _time_rounds(fns: List[Callable[[], object]], budget_s: float, min_rounds: i
         if time.perf_counter() - last > 2.0 and i + 1 < rounds:
             _progress(f"  round {i + 1}/{rounds}")
             last = time.perf_counter()
-    out = []
+    out: List[dict] = []
     for ts in times:
         q25, med, q75 = np.percentile(ts, [25, 50, 75])
         out.append({"min_ms": 1e3 * float(min(ts)), "median_ms": 1e3 * float(med),
@@ -219,8 +220,9 @@ def _run_digits(budget_s: float) -> dict:
                  + f"; at INT4: {', '.join(low) or 'none'}.")
 
     t_qat = {}
-    for label, fmt in (("per-channel", {"dtype": "int4", "axis": 0}),
-                       ("per-tensor", {"dtype": "int4"})):
+    qat_fmts: List[Tuple[str, Dict[str, Any]]] = [("per-channel", {"dtype": "int4", "axis": 0}),
+                                                  ("per-tensor", {"dtype": "int4"})]
+    for label, fmt in qat_fmts:
         q = m.quantize(**fmt)
         if label == "per-tensor":       # the aggressive setting: one scale per weight matrix
             measure("INT4 per-tensor W4A8 (PTQ)", fmt, "int8", m,
@@ -329,7 +331,7 @@ def _run_minilm(budget_s: float) -> dict:
 #: QTensor.quantize kwargs, act_dtype); FP32 is NumPy's float32 matmul.
 LAYER_SHAPES = [(4096, 4096), (4096, 11008)]
 LAYER_BATCHES = [1, 16, 128]
-LAYER_FORMATS = [
+LAYER_FORMATS: List[Tuple[str, Dict[str, Any], Optional[str]]] = [
     ("INT8 W8A8", {"dtype": "int8", "axis": 0}, "int8"),
     ("INT4 g128 W4A8", {"dtype": "int4", "axis": 1, "group_size": 128}, "int8"),
     ("INT4 g128 weight-only", {"dtype": "int4", "axis": 1, "group_size": 128}, None),
@@ -353,9 +355,9 @@ def run_layers(shapes=None, batches=None, budget_s: float = 10.0) -> dict:
         qs = [lb.QTensor.quantize(w, **fmt) for _, fmt, _ in LAYER_FORMATS]
         for m in batches:
             x = rng.standard_normal((m, n_in), dtype=np.float32)
-            fns = [lambda x=x: x @ w.T] + [
-                (lambda x=x, q=q, act=act: lb.linear(x, q, act_dtype=act))
-                for q, (_, _, act) in zip(qs, LAYER_FORMATS)]
+            fns: List[Callable[[], object]] = [functools.partial(np.matmul, x, w.T)]
+            fns += [functools.partial(lb.linear, x, q, act_dtype=act)
+                    for q, (_, _, act) in zip(qs, LAYER_FORMATS)]
             stats = _time_rounds(fns, budget_s / cases, 3, 200,
                                  f"layers of {n_in} -> {n_out} at batch {m}")
             case = []

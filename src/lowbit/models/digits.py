@@ -157,7 +157,7 @@ def load() -> DigitsMLP:
     ValueError
         The file has another format version or lacks entries.
     """
-    res = importlib.resources.files("lowbit").joinpath("data", DATA_FILE)
+    res = importlib.resources.files("lowbit").joinpath("data").joinpath(DATA_FILE)
     try:
         with res.open("rb") as f, np.load(f, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}

@@ -1,5 +1,6 @@
-"""Transposed weights: ``pack_matrix(w.T)`` and ``matmul_int(x, w.T)`` with the usual ``(out, in)``
-weight ``w`` against the same calls on a contiguous ``(K, N)`` copy, 4096 x 4096 int8, batch 8,
+"""Transposed weights: ``pack_matrix(w.T)``, ``matmul_int(x, w.T)`` and ``matmul_int4`` on the
+transposed nibbles, with the usual ``(out, in)`` weight ``w``, against the same calls on a
+contiguous ``(K, N)`` copy, 4096 x 4096, batch 8,
 one thread, on every compiled path (issue 13: within 1.3x of the contiguous case).
 
     python -m pytest bench/test_bench_strided.py --benchmark-only
@@ -31,13 +32,19 @@ def operands():
 
 
 @pytest.mark.parametrize("isa", ISAS)
-@pytest.mark.parametrize("op", ["pack_matrix", "matmul_int"])
+@pytest.mark.parametrize("op", ["pack_matrix", "matmul_int", "matmul_int4"])
 @pytest.mark.parametrize("layout", ["contiguous", "transposed"])
 def test_transposed_weight(benchmark, operands, isa, op, layout):
     x, w, b = operands
     operand = b if layout == "contiguous" else w.T
-    fn = (lambda: lb.pack_matrix(operand)) if op == "pack_matrix" else (
-        lambda: lb.matmul_int(x, operand))
+    if op == "pack_matrix":
+        fn = lambda: lb.pack_matrix(operand)  # noqa: E731
+    elif op == "matmul_int":
+        fn = lambda: lb.matmul_int(x, operand)  # noqa: E731
+    else:  # int4 nibbles of the (out, in) weight packed along in, transposed: (ceil(K/2), N)
+        w4 = lb.pack_int4((w >> 4).astype(np.int8), axis=1)
+        operand4 = np.ascontiguousarray(w4.T) if layout == "contiguous" else w4.T
+        fn = lambda: lb.matmul_int4(x, operand4, k=K)  # noqa: E731
     benchmark.group = f"{op}-{K}x{N}-{isa}"
     benchmark.extra_info.update(isa=isa, layout=layout, threads=1)
     saved_isa, saved_threads = lb.cpu_info()["isa"], lb.get_num_threads()
@@ -49,12 +56,15 @@ def test_transposed_weight(benchmark, operands, isa, op, layout):
     finally:
         lb.set_isa(saved_isa)
         lb.set_num_threads(saved_threads)
-    median = benchmark.stats.stats.median
-    _MEDIANS[(op, isa, layout)] = median
-    base = _MEDIANS.get((op, isa, "contiguous"))
-    if layout == "transposed" and base:
-        benchmark.extra_info["x_contiguous"] = median / base
+    if benchmark.stats is not None:  # None under --benchmark-disable
+        median = benchmark.stats.stats.median
+        _MEDIANS[(op, isa, layout)] = median
+        base = _MEDIANS.get((op, isa, "contiguous"))
+        if layout == "transposed" and base:
+            benchmark.extra_info["x_contiguous"] = median / base
     if op == "matmul_int":
         np.testing.assert_array_equal(got, x.astype(np.int64) @ b.astype(np.int64))
+    elif op == "matmul_int4":
+        np.testing.assert_array_equal(got, x.astype(np.int64) @ (w >> 4).T.astype(np.int64))
     else:
         np.testing.assert_array_equal(got.to_array(), b)

@@ -253,6 +253,22 @@ def test_transposed_b_packs_from_its_rows(isa, rng, k, n):
         assert_same(lb.matmul_int(a, b, 7, 1), lbr.matmul_int(a, np.ascontiguousarray(b), 7, 1))
 
 
+@pytest.mark.parametrize("m,k,n", [(1, 5, 3), (37, 61, 29), (130, 256, 100), (2, 1, 1)])
+def test_fortran_order_a_and_b_packed(isa, rng, m, k, n):
+    """x.T-style activations and a transposed nibble matrix go through the blocked C++
+    transpose: the same results as their C-order copies."""
+    for adt in INT8:
+        a = rand(rng, (k, m), adt).T
+        assert a.flags.f_contiguous
+        b = rand(rng, (k, n), np.int8)
+        assert_same(lb.matmul_int(a, b, 3, -2), lbr.matmul_int(np.ascontiguousarray(a), b, 3, -2))
+        bp = rng.integers(0, 256, (n, (k + 1) // 2), dtype=np.uint8).T
+        bp[-1] &= 0x0F if k % 2 else 0xFF  # the padding nibble of an odd k
+        want = lbr.matmul_int4(np.ascontiguousarray(a), np.ascontiguousarray(bp), k=k)
+        assert_same(lb.matmul_int4(a, bp, k=k), want)
+        assert_same(lb.matmul_int4(a, lb.pack_matrix(bp, dtype="int4", k=k)), want)
+
+
 def test_strided_b_is_copied_not_misread(isa, rng):
     w = rand(rng, (40, 90), np.int8)
     a = rand(rng, (5, 45), np.int8)

@@ -84,6 +84,20 @@ void register_gemm(py::module_& m) {
     return packed_tuple(std::move(p));
   }, "w"_a.noconvert(), "is_signed"_a);
 
+  // src: (rows, cols) bytes; returns the (cols, rows) C-order transpose.
+  m.def("transpose_u8", [](CArr<uint8_t> src) {
+    require(src.ndim() == 2, "src must be 2-D");
+    const int64_t rows = src.shape(0), cols = src.shape(1);
+    py::array_t<uint8_t> out({static_cast<py::ssize_t>(cols), static_cast<py::ssize_t>(rows)});
+    const uint8_t* sp = src.data();
+    uint8_t* op = out.mutable_data();
+    {
+      py::gil_scoped_release nogil;
+      lowbit::transpose_bytes(sp, rows, cols, cols, op);
+    }
+    return out;
+  }, "src"_a.noconvert());
+
   // bp: (ceil(k/2), n) nibbles packed along k. Returns (data, colsum, layout).
   m.def("gemm_pack_b4", [](CArr<uint8_t> bp, int64_t k, bool is_signed) {
     require(bp.ndim() == 2 && bp.shape(0) == (k + 1) / 2, "b_packed must be (ceil(k/2), n)");

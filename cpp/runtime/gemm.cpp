@@ -326,6 +326,18 @@ PackedBData gemm_pack_b8_rows(const uint8_t* w, int64_t k, int64_t n, int64_t ld
   return out;
 }
 
+void transpose_bytes(const uint8_t* src, int64_t rows, int64_t cols, int64_t lds, uint8_t* dst) {
+  constexpr int64_t kB = 64;  // a 64 x 64 block: both sides stay in L1
+  parallel_for(ceil_div(cols, kB), [&](int64_t bc) {
+    const int64_t c0 = bc * kB, c1 = std::min(cols, c0 + kB);
+    for (int64_t r0 = 0; r0 < rows; r0 += kB) {
+      const int64_t r1 = std::min(rows, r0 + kB);
+      for (int64_t c = c0; c < c1; ++c)
+        for (int64_t r = r0; r < r1; ++r) dst[c * rows + r] = src[r * lds + c];
+    }
+  });
+}
+
 void gemm_unpack_b(const PackedB& b, uint8_t* out) {
   const GemmGeometry* gp = gemm_geometry_for(b.layout);
   if (!gp)

@@ -80,6 +80,10 @@ PackedBData gemm_pack_b4(const uint8_t* bp, int64_t k, int64_t n, int64_t ldb, b
 // are then word copies from n rows (GemmGeometry kb bytes each), so transposing costs nothing
 // beyond the packing itself. Byte for byte the result of gemm_pack_b8 on B.
 PackedBData gemm_pack_b8_rows(const uint8_t* w, int64_t k, int64_t n, int64_t ldw, bool is_signed);
+// dst (cols x rows, row-major) = the transpose of src (rows x cols, rows lds bytes apart), in
+// cache blocks, threads taking bands of source columns: the C-order copy of a Fortran-order
+// 8-bit operand (NumPy's own copy walks the strided side a byte at a time).
+void transpose_bytes(const uint8_t* src, int64_t rows, int64_t cols, int64_t lds, uint8_t* dst);
 // The same with the kernels and geometry of the table t (the drivers' snapshot); bits 8 or 4.
 PackedBData gemm_pack(const KernelTable& t, const uint8_t* b, int64_t k, int64_t n, int64_t ldb,
                       bool is_signed, int bits);

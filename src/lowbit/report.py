@@ -69,17 +69,26 @@ def _progress(msg: str) -> None:
 #: A timed batch of calls lasts at least this long: single calls of a millisecond or less are
 #: dominated by timer resolution, cache state and BLAS thread wake-ups.
 BATCH_SECONDS = 0.005
+#: The same for the layer-size table, whose calls are longer and few rounds fit its budget.
+LAYER_BATCH_SECONDS = 0.02
+#: After each timing of the NumPy baseline (index 0), a pause of this long before the next
+#: timing: OpenBLAS's worker threads spin for tens of milliseconds after a call, and would
+#: otherwise take a core from whichever lowbit call comes next (measured: layer-table speed-ups
+#: 40-90 % apart between runs without the pause).
+SETTLE_SECONDS = 0.1
 #: A row whose per-call times spread (interquartile range over median) more than this between
 #: rounds is flagged in the table.
 WIDE_SPREAD = 0.25
 
 
 def _time_rounds(fns: List[Callable[[], object]], budget_s: float, min_rounds: int,
-                 max_rounds: int, what: str = "forward passes") -> List[dict]:
+                 max_rounds: int, what: str = "forward passes",
+                 batch_s: float = BATCH_SECONDS) -> List[dict]:
     """Per-call wall times of each of ``fns``, in interleaved rounds: every round times each
     function once (alternating the order, so none always runs first), so a change in machine
-    load meets all of them alike. Two warm-up calls each (they also fill the QTensors'
-    packed-weight caches); each timing is a batch of calls lasting at least BATCH_SECONDS; as
+    load meets all of them alike; after the NumPy baseline (index 0) a pause of SETTLE_SECONDS
+    lets its BLAS threads stop spinning. Two warm-up calls each (they also fill the QTensors'
+    packed-weight caches); each timing is a batch of calls lasting at least ``batch_s``; as
     many rounds as fit in ``budget_s`` within ``[min_rounds, max_rounds]``.
 
     Returns one dict a function: ``min_ms`` and ``median_ms`` per call over the rounds (the
@@ -91,8 +100,8 @@ def _time_rounds(fns: List[Callable[[], object]], budget_s: float, min_rounds: i
         t = time.perf_counter()
         fn()
         est.append(max(time.perf_counter() - t, 1e-7))
-    reps = [max(1, math.ceil(BATCH_SECONDS / e)) for e in est]
-    per_round = sum(r * e for r, e in zip(reps, est))
+    reps = [max(1, math.ceil(batch_s / e)) for e in est]
+    per_round = sum(r * e for r, e in zip(reps, est)) + SETTLE_SECONDS
     rounds = int(min(max_rounds, max(min_rounds, math.ceil(budget_s / per_round))))
     _progress(f"timing {len(fns)} {what}, {rounds} interleaved rounds "
               f"(about {rounds * per_round:.0f} s)")
@@ -106,6 +115,8 @@ def _time_rounds(fns: List[Callable[[], object]], budget_s: float, min_rounds: i
             for _ in range(reps[j]):
                 fn()
             times[j].append((time.perf_counter() - t) / reps[j])
+            if j == 0:  # the NumPy baseline: let its BLAS threads go idle
+                time.sleep(SETTLE_SECONDS)
         if time.perf_counter() - last > 2.0 and i + 1 < rounds:
             _progress(f"  round {i + 1}/{rounds}")
             last = time.perf_counter()
@@ -359,7 +370,8 @@ def run_layers(shapes=None, batches=None, budget_s: float = 10.0) -> dict:
             fns += [functools.partial(lb.linear, x, q, act_dtype=act)
                     for q, (_, _, act) in zip(qs, LAYER_FORMATS)]
             stats = _time_rounds(fns, budget_s / cases, 3, 200,
-                                 f"layers of {n_in} -> {n_out} at batch {m}")
+                                 f"layers of {n_in} -> {n_out} at batch {m}",
+                                 LAYER_BATCH_SECONDS)
             case = []
             for name, st in zip(["FP32 (NumPy)"] + [f[0] for f in LAYER_FORMATS], stats):
                 st.update(format=name, n_in=n_in, n_out=n_out, batch=m,

@@ -179,36 +179,62 @@ def is_installed() -> bool:
 def _gelu(x: np.ndarray) -> np.ndarray:
     """BERT's exact GELU, ``x * (1 + erf(x / sqrt(2))) / 2``, in float32.
 
-    NumPy has no erf and scipy is not a dependency: erf comes from Abramowitz & Stegun 7.1.26
-    (absolute error <= 1.5e-7, about float32's resolution near 1). In place on temporaries,
-    because this runs on the (tokens, 1536) feed-forward activations.
+    NumPy has no erf and scipy is not a dependency: erfc comes from Abramowitz & Stegun 7.1.26
+    (absolute error <= 1.5e-7, about float32's resolution near 1). With c = erfc(|x| / sqrt 2),
+    GELU(x) = max(x, 0) - |x| c / 2 for either sign, which needs no copysign (the slowest
+    pass). In place on two temporaries of one allocation, because this runs on the
+    (tokens, 1536) feed-forward activations.
     """
-    z = np.abs(x)
-    z *= _F32(1.0 / np.sqrt(2.0))
-    t = z * _F32(0.3275911)
+    ax, t = np.empty((2,) + x.shape, _F32)
+    np.abs(x, out=ax)
+    z = np.multiply(ax, _F32(1.0 / np.sqrt(2.0)))  # |x| / sqrt 2
+    np.multiply(z, _F32(0.3275911), out=t)
     t += _F32(1)
     np.reciprocal(t, out=t)
-    poly = t * _F32(1.061405429)
-    for c in (-1.453152027, 1.421413741, -0.284496736, 0.254829592):
-        poly += _F32(c)
-        poly *= t
     np.multiply(z, z, out=z)
     np.negative(z, out=z)
-    np.exp(z, out=z)
-    poly *= z                                   # 1 - erf(|x| / sqrt 2)
-    np.subtract(_F32(1), poly, out=poly)        # erf(|x| / sqrt 2)
-    np.copysign(poly, x, out=poly)              # erf is odd
-    poly += _F32(1)
-    poly *= x
-    poly *= _F32(0.5)
-    return poly
+    np.exp(z, out=z)                                # exp(-x^2 / 2)
+    z *= ax                                         # |x| exp(-x^2 / 2)
+    # Horner with the coefficients halved: poly * z is |x| c / 2 (ax is free from here)
+    poly = np.multiply(t, _F32(0.5 * 1.061405429), out=ax)
+    for c in (-1.453152027, 1.421413741, -0.284496736, 0.254829592):
+        poly += _F32(0.5 * c)
+        poly *= t
+    poly *= z
+    np.maximum(x, _F32(0), out=z)
+    z -= poly
+    return z
+
+
+_POOL: List[object] = []  # the thread pool of _gelu_rows, made on first use
+
+
+def _gelu_rows(x: np.ndarray) -> np.ndarray:
+    """_gelu of a (rows, n) array in row blocks on lowbit's thread count: NumPy's ufunc loops
+    release the GIL, so the blocks run in parallel (the same values as one call)."""
+    threads = min(lb.get_num_threads(), max(1, x.shape[0] // 64))
+    if threads <= 1:
+        return _gelu(x)
+    if not _POOL or _POOL[0]._max_workers < threads:  # type: ignore[attr-defined]
+        from concurrent.futures import ThreadPoolExecutor
+        _POOL[:] = [ThreadPoolExecutor(threads, thread_name_prefix="lowbit-gelu")]
+    out = np.empty_like(x)
+    bounds = np.linspace(0, x.shape[0], threads + 1).astype(int)
+
+    def block(i: int) -> None:
+        out[bounds[i]:bounds[i + 1]] = _gelu(x[bounds[i]:bounds[i + 1]])
+
+    list(_POOL[0].map(block, range(threads)))  # type: ignore[attr-defined]
+    return out
 
 
 def _layer_norm(x: np.ndarray, g: np.ndarray, b: np.ndarray, eps: float) -> np.ndarray:
-    mu = x.mean(axis=-1, keepdims=True)
-    d = x - mu
-    var = (d * d).mean(axis=-1, keepdims=True)
-    return d / np.sqrt(var + _F32(eps)) * g + b
+    d = x - x.mean(axis=-1, keepdims=True)
+    var = np.mean(np.square(d), axis=-1, keepdims=True)
+    d /= np.sqrt(var + _F32(eps))
+    d *= g
+    d += b
+    return d
 
 
 class MiniLM:
@@ -308,7 +334,9 @@ class MiniLM:
         h = h.reshape(bsz * seq, self.hidden)
         nh, dh = self.heads, self.hidden // self.heads
         # additive attention mask: padded keys get -inf (every row has [CLS], so no row is empty)
-        key_bias = np.where(mask[:, None, None, :] > 0, _F32(0), _F32(-np.inf))
+        # (full-shaped once: a broadcast along 15-element rows costs NumPy more than the add)
+        key_bias = np.broadcast_to(np.where(mask[:, None, None, :] > 0, _F32(0), _F32(-np.inf)),
+                                   (bsz, nh, seq, seq)).copy()
         inv_sqrt = _F32(1.0 / np.sqrt(dh))
 
         def lin(name, x):
@@ -319,13 +347,16 @@ class MiniLM:
             qh = lin(p + "query", h).reshape(bsz, seq, nh, dh).transpose(0, 2, 1, 3)
             kh = lin(p + "key", h).reshape(bsz, seq, nh, dh).transpose(0, 2, 3, 1)
             vh = lin(p + "value", h).reshape(bsz, seq, nh, dh).transpose(0, 2, 1, 3)
-            scores = (qh @ kh) * inv_sqrt + key_bias
-            scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
+            scores = qh @ kh
+            scores *= inv_sqrt
+            scores += key_bias
+            scores -= scores.max(axis=-1, keepdims=True)
+            np.exp(scores, out=scores)
             scores /= scores.sum(axis=-1, keepdims=True)
             ctx = (scores @ vh).transpose(0, 2, 1, 3).reshape(bsz * seq, self.hidden)
             (g1, b1), (g2, b2) = self.norms[i]
             h = _layer_norm(h + lin(p + "attn_out", ctx), g1, b1, self.eps)
-            f = _gelu(lin(p + "ffn_in", h))
+            f = _gelu_rows(lin(p + "ffn_in", h))
             h = _layer_norm(h + lin(p + "ffn_out", f), g2, b2, self.eps)
         h = h.reshape(bsz, seq, self.hidden)
         m = mask[:, :, None].astype(_F32)

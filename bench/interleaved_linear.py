@@ -88,6 +88,12 @@ def exactness_probe() -> list:
     return lines
 
 
+#: Pause after each peer's timing: torch's and ONNX Runtime's OpenMP worker threads spin for
+#: a while after a call and would take a core from the next implementation (with --threads 2
+#: on a 2-core machine lowbit then showed no gain from its second thread).
+SETTLE_SECONDS = 0.1
+
+
 def measure(fns: dict, rounds: int, calls: int) -> dict:
     """name -> per-call seconds of each round (each round: every name once, `calls` calls)."""
     times = {name: [] for name in fns}
@@ -98,6 +104,8 @@ def measure(fns: dict, rounds: int, calls: int) -> dict:
             for _ in range(calls):
                 fn()
             times[name].append((time.perf_counter() - t0) / calls)
+            if name != "lowbit":
+                time.sleep(SETTLE_SECONDS)
     return times
 
 

@@ -269,6 +269,24 @@ def test_fortran_order_a_and_b_packed(isa, rng, m, k, n):
         assert_same(lb.matmul_int4(a, lb.pack_matrix(bp, dtype="int4", k=k)), want)
 
 
+@pytest.mark.parametrize("k,n", [(61, 37), (1, 1), (4, 33), (3, 16), (17, 32), (32, 5),
+                                 (100, 64), (15, 3), (16, 3), (33, 3), (0, 4)])
+def test_transposed_nibbles_pack_from_their_rows(isa, rng, k, n):
+    """The nibbles of an (out, in) weight packed along in (lb.pack_int4(W, axis=1)),
+    transposed, are packed from their rows: byte for byte the contiguous pack, the padding
+    nibble of an odd k ignored either way."""
+    for signed in (True, False):
+        w4 = rng.integers(0, 256, (n, (k + 1) // 2), dtype=np.uint8)
+        dt = "int4" if signed else "uint4"
+        got = lb.pack_matrix(w4.T, dtype=dt, k=k)
+        want = lb.pack_matrix(np.ascontiguousarray(w4.T), dtype=dt, k=k)
+        np.testing.assert_array_equal(got._data, want._data)
+        np.testing.assert_array_equal(got._colsum, want._colsum)
+        a = rand(rng, (3, k), np.int8)
+        assert_same(lb.matmul_int4(a, w4.T, k=k, signed=signed),
+                    lbr.matmul_int4(a, np.ascontiguousarray(w4.T), k=k, signed=signed))
+
+
 def test_strided_b_is_copied_not_misread(isa, rng):
     w = rand(rng, (40, 90), np.int8)
     a = rand(rng, (5, 45), np.int8)

@@ -84,6 +84,20 @@ void register_gemm(py::module_& m) {
     return packed_tuple(std::move(p));
   }, "w"_a.noconvert(), "is_signed"_a);
 
+  // w: (n, ceil(k/2)) nibbles, row j = column j of B packed along k. Returns (data, colsum,
+  // layout), byte for byte gemm_pack_b4 of B's (ceil(k/2), n) nibbles.
+  m.def("gemm_pack_b4_rows", [](CArr<uint8_t> w, int64_t k, bool is_signed) {
+    require(w.ndim() == 2 && w.shape(1) == (k + 1) / 2, "w must be (n, ceil(k/2))");
+    const int64_t n = w.shape(0);
+    const uint8_t* wp = w.data();
+    lowbit::PackedBData p;
+    {
+      py::gil_scoped_release nogil;
+      p = lowbit::gemm_pack_b4_rows(wp, k, n, w.shape(1), is_signed);
+    }
+    return packed_tuple(std::move(p));
+  }, "w"_a.noconvert(), "k"_a, "is_signed"_a);
+
   // src: (rows, cols) bytes; returns the (cols, rows) C-order transpose.
   m.def("transpose_u8", [](CArr<uint8_t> src) {
     require(src.ndim() == 2, "src must be 2-D");

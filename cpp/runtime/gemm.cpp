@@ -302,28 +302,126 @@ void pack_rows_panel(const uint8_t* w, int64_t ldw, int64_t k, int64_t cols, int
 }
 }  // namespace
 
-PackedBData gemm_pack_b8_rows(const uint8_t* w, int64_t k, int64_t n, int64_t ldw,
-                              bool is_signed) {
+// The packers from B's transpose: every panel of the active path's layout, threads taking
+// panels; panel(p, cols, dst, colsum) packs panel p (cols real columns).
+template <class PanelFn>
+PackedBData pack_from_rows(int64_t k, int64_t n, int bits, const PanelFn& panel) {
   const KernelTable& t = active_table();
   const GemmGeometry& g = t.gemm_geometry;
-  const int64_t nr = g.nr, npanels = ceil_div(n, nr), pbytes = panel_bytes(g, k, 8);
+  const int64_t nr = g.nr, npanels = ceil_div(n, nr), pbytes = panel_bytes(g, k, bits);
   PackedBData out;
-  out.allocate(static_cast<size_t>(gemm_packed_bytes(g, k, n, 8)));  // padding: u = 0
+  out.allocate(static_cast<size_t>(gemm_packed_bytes(g, k, n, bits)));  // padding: u = 0
   out.colsum.assign(static_cast<size_t>(gemm_colsum_len(g, n)), 0);
   out.layout = g.layout;
-  const uint8_t flip = is_signed ? 0x80 : 0;
   parallel_for(npanels, [&](int64_t p) {
-    const int64_t cols = std::min(nr, n - p * nr);
-    uint8_t* panel = out.data() + p * pbytes;
-    int32_t* cs = out.colsum.data() + p * nr;
-    const uint8_t* src = w + p * nr * ldw;
-    if (g.kb == 4) {
-      pack_rows_panel<4>(src, ldw, k, cols, nr, flip, panel, cs);
-    } else {
-      pack_rows_panel<2>(src, ldw, k, cols, nr, flip, panel, cs);
-    }
+    panel(g, p, std::min(nr, n - p * nr), out.data() + p * pbytes, out.colsum.data() + p * nr);
   });
   return out;
+}
+
+PackedBData gemm_pack_b8_rows(const uint8_t* w, int64_t k, int64_t n, int64_t ldw,
+                              bool is_signed) {
+  const uint8_t flip = is_signed ? 0x80 : 0;
+  return pack_from_rows(k, n, 8, [&](const GemmGeometry& g, int64_t p, int64_t cols,
+                                     uint8_t* dst, int32_t* cs) {
+    const uint8_t* src = w + p * g.nr * ldw;
+    if (g.kb == 4) {
+      pack_rows_panel<4>(src, ldw, k, cols, g.nr, flip, dst, cs);
+    } else {
+      pack_rows_panel<2>(src, ldw, k, cols, g.nr, flip, dst, cs);
+    }
+  });
+}
+
+namespace {
+// The 4 bytes of x (bits 0..31) in the even bytes of the result: byte i -> byte 2i.
+inline uint64_t spread_bytes(uint64_t x) {
+  x = (x | x << 16) & 0x0000FFFF0000FFFFull;
+  return (x | x << 8) & 0x00FF00FF00FF00FFull;
+}
+
+// One 4-bit panel from the rows of B's transpose (gemm_pack_b4_rows). Row c holds column c's
+// k-pairs, value 2j in the low nibble of byte j. Byte kb (c mod NR/2) + i of k-group q holds
+// u[kb q + i][c] (low nibble for c < NR/2, high for the others; kernels.h), u = nibble ^ flip.
+// Eight source bytes (16 k) a step: their low and high nibbles, interleaved into k order by
+// spreading, become 16 panel bytes, kb of them (one k-group) a store.
+template <int kKb>
+void pack4_rows_panel(const uint8_t* w, int64_t ldw, int64_t k, int64_t cols, int64_t nr,
+                      uint8_t flip, uint8_t* panel, int32_t* colsum) {
+  const int64_t half = nr / 2, gbytes = kKb * half;  // bytes a k-group of the panel
+  const uint64_t m4 = 0x0F0F0F0F0F0F0F0Full, fw = 0x1111111111111111ull * flip;
+  const int64_t steps = k / 16;  // whole 8-byte steps (every nibble real)
+  // blocks of kS steps (the panel bytes they write, kS * 8 * NR bytes, stay in L1) over all
+  // columns, as pack_rows_panel does
+  constexpr int64_t kS = 32;
+  std::vector<uint32_t> sums(static_cast<size_t>(cols), 0u);
+  for (int64_t s0 = 0; s0 < steps; s0 += kS) {
+    const int64_t s1 = std::min(steps, s0 + kS);
+    for (int64_t c = 0; c < cols; ++c) {
+      const uint8_t* src = w + c * ldw;
+      uint8_t* d = panel + kKb * (c % half);
+      const int sh = c < half ? 0 : 4;
+      uint32_t sum = 0;
+      for (int64_t s = s0; s < s1; ++s) {
+        uint64_t x;
+        std::memcpy(&x, src + 8 * s, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+        x = __builtin_bswap64(x);
+#endif
+        x ^= fw;
+        const uint64_t lo = x & m4, hi = (x >> 4) & m4;  // even k, odd k (byte j: pair j)
+        const uint64_t v[2] = {
+            spread_bytes(lo & 0xFFFFFFFFu) | spread_bytes(hi & 0xFFFFFFFFu) << 8,
+            spread_bytes(lo >> 32) | spread_bytes(hi >> 32) << 8};
+        for (int h = 0; h < 2; ++h) {  // v[h]: k = 16 s + 8 h .. + 7, one byte each
+          for (int gq = 0; gq < 8 / kKb; ++gq) {
+            uint8_t* dst = d + ((16 * s + 8 * h) / kKb + gq) * gbytes;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+            for (int i = 0; i < kKb; ++i)
+              dst[i] = static_cast<uint8_t>(dst[i] | ((v[h] >> (8 * (gq * kKb + i))) & 15) << sh);
+#else
+            // the group's kb bytes as one word: or-ed in, the other half-panel's nibbles kept
+            uint32_t cur = 0;
+            std::memcpy(&cur, dst, kKb);
+            cur |= static_cast<uint32_t>(v[h] >> (8 * kKb * gq)) << sh;
+            std::memcpy(dst, &cur, kKb);
+#endif
+          }
+        }
+        const uint64_t bytesum = lo + hi;  // bytes <= 30: eight lanes, summed once
+        sum += static_cast<uint32_t>((bytesum * 0x0101010101010101ull) >> 56);
+      }
+      sums[c] += sum;
+    }
+  }
+  for (int64_t c = 0; c < cols; ++c) {
+    const uint8_t* src = w + c * ldw;
+    uint8_t* d = panel + kKb * (c % half);
+    const int sh = c < half ? 0 : 4;
+    uint32_t sum = sums[c];
+    for (int64_t kk = 16 * steps; kk < k; ++kk) {  // the rest, one nibble at a time
+      const uint32_t u = ((src[kk / 2] >> (4 * (kk & 1))) & 15u) ^ flip;
+      uint8_t& byte = d[(kk / kKb) * gbytes + kk % kKb];
+      byte = static_cast<uint8_t>(byte | u << sh);
+      sum += u;
+    }
+    colsum[c] = static_cast<int32_t>(sum);
+  }
+}
+}  // namespace
+
+PackedBData gemm_pack_b4_rows(const uint8_t* w, int64_t k, int64_t n, int64_t ldw,
+                              bool is_signed) {
+  const uint8_t flip = is_signed ? 0x8 : 0;
+  return pack_from_rows(k, n, 4, [&](const GemmGeometry& g, int64_t p, int64_t cols,
+                                     uint8_t* dst, int32_t* cs) {
+    const uint8_t* src = w + p * g.nr * ldw;
+    if (g.kb == 4) {
+      pack4_rows_panel<4>(src, ldw, k, cols, g.nr, flip, dst, cs);
+    } else {
+      pack4_rows_panel<2>(src, ldw, k, cols, g.nr, flip, dst, cs);
+    }
+  });
 }
 
 void transpose_bytes(const uint8_t* src, int64_t rows, int64_t cols, int64_t lds, uint8_t* dst) {

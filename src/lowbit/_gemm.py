@@ -150,7 +150,11 @@ def _pack8(b: np.ndarray) -> PackedMatrix:
 
 def _pack4(bp: np.ndarray, k: int, signed: bool) -> PackedMatrix:
     n = bp.shape[1]
-    data, colsum, layout = _core.gemm_pack_b4(_c_order(bp), k, signed)
+    if not bp.flags.c_contiguous and bp.T.flags.c_contiguous:
+        # the nibbles of W (out, in) packed along in, transposed: packed from W's rows
+        data, colsum, layout = _core.gemm_pack_b4_rows(bp.T, k, signed)
+    else:
+        data, colsum, layout = _core.gemm_pack_b4(_c_order(bp), k, signed)
     return PackedMatrix(data, colsum, (k, n), "int4" if signed else "uint4", layout)
 
 

@@ -80,6 +80,10 @@ PackedBData gemm_pack_b4(const uint8_t* bp, int64_t k, int64_t n, int64_t ldb, b
 // are then word copies from n rows (GemmGeometry kb bytes each), so transposing costs nothing
 // beyond the packing itself. Byte for byte the result of gemm_pack_b8 on B.
 PackedBData gemm_pack_b8_rows(const uint8_t* w, int64_t k, int64_t n, int64_t ldw, bool is_signed);
+// The same for 4-bit values: row j of w holds column j of B as k-pairs (ceil(k/2) bytes, value
+// 2i in the low nibble of byte i; lb.pack_int4(W, axis=1) for B = W.T). Byte for byte the
+// result of gemm_pack_b4 on B's nibbles packed along k.
+PackedBData gemm_pack_b4_rows(const uint8_t* w, int64_t k, int64_t n, int64_t ldw, bool is_signed);
 // dst (cols x rows, row-major) = the transpose of src (rows x cols, rows lds bytes apart), in
 // cache blocks, threads taking bands of source columns: the C-order copy of a Fortran-order
 // 8-bit operand (NumPy's own copy walks the strided side a byte at a time).

@@ -236,7 +236,8 @@ def test_packed_and_plain_agree(isa, rng, m):
         assert_same(lb.matmul_int(a, pm4, 1, 3), lbr.matmul_int(a, b4, 1, 3))
 
 
-@pytest.mark.parametrize("k,n", [(301, 83), (1, 1), (4, 33), (3, 16), (0, 5), (5, 0), (64, 64)])
+@pytest.mark.parametrize("k,n", [(301, 83), (1, 1), (4, 33), (3, 16), (0, 5), (5, 0), (64, 64),
+                                 (1100, 70), (1030, 32)])
 def test_transposed_b_packs_from_its_rows(isa, rng, k, n):
     """B = W.T of a row-major W (the usual (out, in) weight) is packed from W's rows, byte for
     byte what packing the contiguous B gives, and multiplies the same."""
@@ -270,7 +271,8 @@ def test_fortran_order_a_and_b_packed(isa, rng, m, k, n):
 
 
 @pytest.mark.parametrize("k,n", [(61, 37), (1, 1), (4, 33), (3, 16), (17, 32), (32, 5),
-                                 (100, 64), (15, 3), (16, 3), (33, 3), (0, 4)])
+                                 (100, 64), (15, 3), (16, 3), (33, 3), (0, 4), (1100, 70),
+                                 (1031, 64), (96, 32)])
 def test_transposed_nibbles_pack_from_their_rows(isa, rng, k, n):
     """The nibbles of an (out, in) weight packed along in (lb.pack_int4(W, axis=1)),
     transposed, are packed from their rows: byte for byte the contiguous pack, the padding

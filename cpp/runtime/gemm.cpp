@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "blocking.h"
+#include "transpose.h"
 #include "lowbit/kernels.h"
 #include "lowbit/runtime.h"
 
@@ -260,36 +261,42 @@ PackedBData gemm_pack_b4(const uint8_t* bp, int64_t k, int64_t n, int64_t ldb, b
 
 namespace {
 // One panel from the rows of B's transpose (gemm_pack_b8_rows): byte kb c + i of k-group q is
-// u[kb q + i][c] = w[c][kb q + i] ^ flip, a kb-byte word of row c. Blocks of kQ k-groups keep
-// the panel's written part in L1 while the nr rows are read.
+// u[kb q + i][c] = w[c][kb q + i] ^ flip, a kb-byte word of row c: squares of R columns x R
+// k-groups (16 bytes of each row) transposed in registers, a k-group of R columns a store.
+// Blocks of kQ k-groups keep the panel's written part in L1 while the nr rows are read.
 template <int kKb>
 void pack_rows_panel(const uint8_t* w, int64_t ldw, int64_t k, int64_t cols, int64_t nr,
                      uint8_t flip, uint8_t* panel, int32_t* colsum) {
-  constexpr int64_t kQ = 64;
+  constexpr int64_t kQ = 512 / kKb;  // 512 bytes of each row a block
   const int64_t full = k / kKb;  // whole k-groups; the tail group is completed below
   const uint32_t fw = flip * 0x01010101u;  // every byte: any kKb of them, either byte order
-  const uint64_t fw8 = flip * 0x0101010101010101ull;
-  constexpr int kG = 8 / kKb;  // k-groups in 8 bytes
+  // groups [qa, qb) of columns [ca, cb), a word at a time
+  auto words = [&](int64_t ca, int64_t cb, int64_t qa, int64_t qb) {
+    for (int64_t c = ca; c < cb; ++c)
+      for (int64_t q = qa; q < qb; ++q) {
+        uint32_t v = 0;
+        std::memcpy(&v, w + c * ldw + q * kKb, kKb);
+        v ^= fw;
+        std::memcpy(panel + q * kKb * nr + kKb * c, &v, kKb);
+      }
+  };
   for (int64_t q0 = 0; q0 < full; q0 += kQ) {
     const int64_t q1 = std::min(full, q0 + kQ);
-    for (int64_t c = 0; c < cols; ++c) {
-      const uint8_t* src = w + c * ldw;
-      uint8_t* d = panel + kKb * c;
+    int64_t c = 0;
+#if LOWBIT_HAVE_SHUFFLEVECTOR
+    constexpr int R = 16 / kKb;  // R columns x R k-groups: one square of words
+    for (; c + R <= cols; c += R) {
       int64_t q = q0;
-      for (; q + kG <= q1; q += kG) {  // 8 bytes of the row a load, a group a store
-        uint64_t v;
-        std::memcpy(&v, src + q * kKb, 8);
-        v ^= fw8;
-        const uint8_t* vb = reinterpret_cast<const uint8_t*>(&v);
-        for (int g = 0; g < kG; ++g) std::memcpy(d + (q + g) * kKb * nr, vb + g * kKb, kKb);
+      for (; q + R <= q1; q += R) {
+        transpose::u8x16 v[R];
+        for (int r = 0; r < R; ++r) v[r] = transpose::load(w + (c + r) * ldw + q * kKb) ^ flip;
+        transpose::square<kKb>(v);
+        for (int j = 0; j < R; ++j) transpose::store(panel + (q + j) * kKb * nr + kKb * c, v[j]);
       }
-      for (; q < q1; ++q) {
-        uint32_t v = 0;
-        std::memcpy(&v, src + q * kKb, kKb);
-        v ^= fw;
-        std::memcpy(d + q * kKb * nr, &v, kKb);
-      }
+      words(c, c + R, q, q1);
     }
+#endif
+    words(c, cols, q0, q1);
   }
   for (int64_t c = 0; c < cols; ++c) {
     const uint8_t* src = w + c * ldw;
@@ -334,77 +341,59 @@ PackedBData gemm_pack_b8_rows(const uint8_t* w, int64_t k, int64_t n, int64_t ld
 }
 
 namespace {
-// The 4 bytes of x (bits 0..31) in the even bytes of the result: byte i -> byte 2i.
-inline uint64_t spread_bytes(uint64_t x) {
-  x = (x | x << 16) & 0x0000FFFF0000FFFFull;
-  return (x | x << 8) & 0x00FF00FF00FF00FFull;
-}
-
 // One 4-bit panel from the rows of B's transpose (gemm_pack_b4_rows). Row c holds column c's
 // k-pairs, value 2j in the low nibble of byte j. Byte kb (c mod NR/2) + i of k-group q holds
 // u[kb q + i][c] (low nibble for c < NR/2, high for the others; kernels.h), u = nibble ^ flip.
-// Eight source bytes (16 k) a step: their low and high nibbles, interleaved into k order by
-// spreading, become 16 panel bytes, kb of them (one k-group) a store.
 template <int kKb>
 void pack4_rows_panel(const uint8_t* w, int64_t ldw, int64_t k, int64_t cols, int64_t nr,
                       uint8_t flip, uint8_t* panel, int32_t* colsum) {
   const int64_t half = nr / 2, gbytes = kKb * half;  // bytes a k-group of the panel
-  const uint64_t m4 = 0x0F0F0F0F0F0F0F0Full, fw = 0x1111111111111111ull * flip;
-  const int64_t steps = k / 16;  // whole 8-byte steps (every nibble real)
-  // blocks of kS steps (the panel bytes they write, kS * 8 * NR bytes, stay in L1) over all
-  // columns, as pack_rows_panel does
-  constexpr int64_t kS = 32;
-  std::vector<uint32_t> sums(static_cast<size_t>(cols), 0u);
-  for (int64_t s0 = 0; s0 < steps; s0 += kS) {
-    const int64_t s1 = std::min(steps, s0 + kS);
-    for (int64_t c = 0; c < cols; ++c) {
-      const uint8_t* src = w + c * ldw;
-      uint8_t* d = panel + kKb * (c % half);
-      const int sh = c < half ? 0 : 4;
-      uint32_t sum = 0;
-      for (int64_t s = s0; s < s1; ++s) {
-        uint64_t x;
-        std::memcpy(&x, src + 8 * s, 8);
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-        x = __builtin_bswap64(x);
-#endif
-        x ^= fw;
-        const uint64_t lo = x & m4, hi = (x >> 4) & m4;  // even k, odd k (byte j: pair j)
-        const uint64_t v[2] = {
-            spread_bytes(lo & 0xFFFFFFFFu) | spread_bytes(hi & 0xFFFFFFFFu) << 8,
-            spread_bytes(lo >> 32) | spread_bytes(hi >> 32) << 8};
-        for (int h = 0; h < 2; ++h) {  // v[h]: k = 16 s + 8 h .. + 7, one byte each
-          for (int gq = 0; gq < 8 / kKb; ++gq) {
-            uint8_t* dst = d + ((16 * s + 8 * h) / kKb + gq) * gbytes;
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-            for (int i = 0; i < kKb; ++i)
-              dst[i] = static_cast<uint8_t>(dst[i] | ((v[h] >> (8 * (gq * kKb + i))) & 15) << sh);
-#else
-            // the group's kb bytes as one word: or-ed in, the other half-panel's nibbles kept
-            uint32_t cur = 0;
-            std::memcpy(&cur, dst, kKb);
-            cur |= static_cast<uint32_t>(v[h] >> (8 * kKb * gq)) << sh;
-            std::memcpy(dst, &cur, kKb);
-#endif
-          }
+  const uint8_t f2 = static_cast<uint8_t>(flip * 0x11);  // both nibbles of a byte
+  int64_t kdone = 0;  // k below this are in the panel
+#if LOWBIT_HAVE_SHUFFLEVECTOR
+  // Whole panels, 16 source bytes (32 k, G k-groups) of the column pairs (c, c + NR/2) a step:
+  // low nibbles from c, high from c + NR/2, bytes put back in k order (L = even k, H = odd k),
+  // then R x R squares of k-group words transposed so that a store is one k-group of R pairs.
+  if (cols == nr) {
+    using transpose::u8x16;
+    constexpr int R = 16 / kKb, G = 32 / kKb;
+    const int64_t steps = k / 32;
+    for (int64_t s = 0; s < steps; ++s)
+      for (int64_t cb = 0; cb < half; cb += R) {
+        u8x16 lo[R], hi[R];
+        for (int r = 0; r < R; ++r) {
+          const u8x16 a = transpose::load(w + (cb + r) * ldw + 16 * s) ^ f2;
+          const u8x16 b = transpose::load(w + (cb + r + half) * ldw + 16 * s) ^ f2;
+          const u8x16 l = (a & 15) | (b << 4), h = (a >> 4) | (b & 0xF0);
+          lo[r] = transpose::zip8(l, h, false);
+          hi[r] = transpose::zip8(l, h, true);
         }
-        const uint64_t bytesum = lo + hi;  // bytes <= 30: eight lanes, summed once
-        sum += static_cast<uint32_t>((bytesum * 0x0101010101010101ull) >> 56);
+        transpose::square<kKb>(lo);
+        transpose::square<kKb>(hi);
+        for (int j = 0; j < R; ++j) {
+          transpose::store(panel + (G * s + j) * gbytes + kKb * cb, lo[j]);
+          transpose::store(panel + (G * s + R + j) * gbytes + kKb * cb, hi[j]);
+        }
       }
-      sums[c] += sum;
-    }
+    kdone = 32 * steps;
   }
+#endif
+  // the rest, a nibble at a time, or-ed into its byte (the other half-panel's nibble kept)
   for (int64_t c = 0; c < cols; ++c) {
     const uint8_t* src = w + c * ldw;
     uint8_t* d = panel + kKb * (c % half);
     const int sh = c < half ? 0 : 4;
-    uint32_t sum = sums[c];
-    for (int64_t kk = 16 * steps; kk < k; ++kk) {  // the rest, one nibble at a time
+    for (int64_t kk = kdone; kk < k; ++kk) {
       const uint32_t u = ((src[kk / 2] >> (4 * (kk & 1))) & 15u) ^ flip;
       uint8_t& byte = d[(kk / kKb) * gbytes + kk % kKb];
       byte = static_cast<uint8_t>(byte | u << sh);
-      sum += u;
     }
+    uint32_t sum = 0;  // of u over the real k; a plain loop the compiler vectorizes
+    for (int64_t j = 0; j < k / 2; ++j) {
+      const uint8_t x = static_cast<uint8_t>(src[j] ^ f2);
+      sum += static_cast<uint32_t>((x & 15) + (x >> 4));
+    }
+    if (k % 2) sum += (src[k / 2] & 15u) ^ flip;
     colsum[c] = static_cast<int32_t>(sum);
   }
 }

@@ -1,7 +1,8 @@
 """Transposed weights: ``pack_matrix(w.T)``, ``matmul_int(x, w.T)`` and ``matmul_int4`` on the
 transposed nibbles, with the usual ``(out, in)`` weight ``w``, against the same calls on a
-contiguous ``(K, N)`` copy, 4096 x 4096, batch 8,
-one thread, on every compiled path (issue 13: within 1.3x of the contiguous case).
+contiguous ``(K, N)`` copy, 4096 x 4096, batch 8, one thread, on every compiled path (issue 13:
+within 1.3x of the contiguous case); and ``linear`` W8A8 on Fortran-order activations against
+C-order ones (the float activations are copied to C order, a small part of the call).
 
     python -m pytest bench/test_bench_strided.py --benchmark-only
 
@@ -31,8 +32,17 @@ def operands():
     return x, w, np.ascontiguousarray(w.T)
 
 
+_WQ: dict = {}
+
+
+def _linear_weight(w):
+    if "w" not in _WQ:
+        _WQ["w"] = lb.QTensor.quantize(w.astype(np.float32) / 64, dtype="int8", axis=0)
+    return _WQ["w"]
+
+
 @pytest.mark.parametrize("isa", ISAS)
-@pytest.mark.parametrize("op", ["pack_matrix", "matmul_int", "matmul_int4"])
+@pytest.mark.parametrize("op", ["pack_matrix", "matmul_int", "matmul_int4", "linear"])
 @pytest.mark.parametrize("layout", ["contiguous", "transposed"])
 def test_transposed_weight(benchmark, operands, isa, op, layout):
     x, w, b = operands
@@ -41,6 +51,11 @@ def test_transposed_weight(benchmark, operands, isa, op, layout):
         fn = lambda: lb.pack_matrix(operand)  # noqa: E731
     elif op == "matmul_int":
         fn = lambda: lb.matmul_int(x, operand)  # noqa: E731
+    elif op == "linear":  # (out, in) float weight, int8 per channel; x C- or Fortran-order
+        wq = _linear_weight(w)
+        xf = (x / 16).astype(np.float32)
+        operand_x = xf if layout == "contiguous" else np.asfortranarray(xf)
+        fn = lambda: lb.linear(operand_x, wq)  # noqa: E731
     else:  # int4 nibbles of the (out, in) weight packed along in, transposed: (ceil(K/2), N)
         w4 = lb.pack_int4((w >> 4).astype(np.int8), axis=1)
         operand4 = np.ascontiguousarray(w4.T) if layout == "contiguous" else w4.T
@@ -62,7 +77,9 @@ def test_transposed_weight(benchmark, operands, isa, op, layout):
         base = _MEDIANS.get((op, isa, "contiguous"))
         if layout == "transposed" and base:
             benchmark.extra_info["x_contiguous"] = median / base
-    if op == "matmul_int":
+    if op == "linear":
+        np.testing.assert_array_equal(got, lb.linear(xf, wq))
+    elif op == "matmul_int":
         np.testing.assert_array_equal(got, x.astype(np.int64) @ b.astype(np.int64))
     elif op == "matmul_int4":
         np.testing.assert_array_equal(got, x.astype(np.int64) @ (w >> 4).T.astype(np.int64))

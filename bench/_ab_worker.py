@@ -53,6 +53,8 @@ def operations() -> dict:
     add("dequantize int4 g128 packed", lambda: lb.dequantize(p4, q4, packed="int4", out=out),
         lambda: _same(lb.dequantize(p4, q4, packed="int4"),
                       lbr.dequantize(p4, q4, packed="int4")))
+    add("fake_quantize int8 per-tensor", lambda: lb.fake_quantize(x, qt),
+        lambda: _same(lb.fake_quantize(x, qt), lbr.fake_quantize(x, qt)))
     add("fake_quantize int8 per-channel", lambda: lb.fake_quantize(x, qc),
         lambda: _same(lb.fake_quantize(x, qc), lbr.fake_quantize(x, qc)))
     add("calibrate minmax int8", lambda: lb.calibrate(x, "int8"))

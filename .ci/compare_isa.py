@@ -56,6 +56,24 @@ def outputs():
                 res[f"{key}_deqp"] = lb.dequantize(p, s, zp, packed=dt, n=n)
                 res[f"{key}_pack"] = lb.pack_int4(q)
                 res[f"{key}_unpack"] = lb.unpack_int4(p, signed=dt == "int4", n=n)
+        # The element formats, MX blocks and a codebook (the formats kernels).
+        for fmt in ("fp8_e4m3", "fp8_e5m2", "fp4_e2m1", "nf4"):
+            key = f"n{n}_{fmt}"
+            q = lb.quantize(x, 0.37, dtype=fmt)
+            res[f"{key}_q"] = q
+            res[f"{key}_deq"] = lb.dequantize(q, 0.37, dtype=fmt)
+            if fmt in ("fp4_e2m1", "nf4"):
+                res[f"{key}_qp"] = lb.quantize(x, 0.37, dtype=fmt, packed=True)
+        xm = np.nan_to_num(x, nan=0.0, posinf=3e38, neginf=-3e38)  # MX and codebooks: finite
+        for mxd in ("mxfp8_e4m3", "mxfp8_e5m2", "mxfp4_e2m1", "mxint8"):
+            c, e = lb.quantize_mx(xm, mxd)
+            res[f"n{n}_{mxd}_c"], res[f"n{n}_{mxd}_e"] = c, e
+            res[f"n{n}_{mxd}_deq"] = lb.dequantize_mx(c, e, mxd)
+        for k in (16, 256):
+            lv = np.sort(rng.standard_normal(k).astype(np.float32))
+            c = lb.quantize_codebook(xm, lv)
+            res[f"n{n}_cb{k}_c"] = c
+            res[f"n{n}_cb{k}_deq"] = lb.dequantize_codebook(c, lv)
         # Per-channel and per-group granularity on a 2-D view (rows of the innermost length).
         if n >= 2:
             rows = 3

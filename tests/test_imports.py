@@ -30,10 +30,11 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "lowbit"
 PKG = "lowbit"
 
 # the oracle may reach these (plus every module named lowbit._reference* or lowbit._checks*)
-REFERENCE_SIDE = {"lowbit.reference", "lowbit._calib", "lowbit._bases"}
+REFERENCE_SIDE = {"lowbit.reference", "lowbit._calib", "lowbit._bases", "lowbit._formats"}
 # the compiled API: modules the reference must never reach
 API = {"lowbit", "lowbit._core", "lowbit._quant", "lowbit._gemm", "lowbit._qtensor",
-       "lowbit._linear", "lowbit._observer", "lowbit._runtime", "lowbit.qat", "lowbit.mixed"}
+       "lowbit._linear", "lowbit._observer", "lowbit._runtime", "lowbit.qat", "lowbit.mixed",
+       "lowbit._formats_api"}
 
 
 def _module_name(path: Path) -> str:

@@ -1,6 +1,8 @@
 #include "bindings.h"
 #include "lowbit/quantize_ops.h"
 
+#include <optional>
+
 namespace lowbit_bindings {
 using namespace pybind11::literals;
 using lowbit::Layout;
@@ -13,6 +15,28 @@ Layout to_layout(const std::array<int64_t, 7>& t) {
   return l;
 }
 using LayoutT = std::array<int64_t, 7>;
+
+// (kind, mbits, bias, sign_bit, nthr, thr_stride, ntable, table_stride) and maxval, as
+// Python's _formats_api.Format.spec() produces them; thr and table are read-only arrays that
+// outlive the call.
+using FormatT = std::array<int64_t, 8>;
+lowbit::FormatSpec to_format(const FormatT& t, float maxval, const CArr<float>& thr,
+                             const CArr<float>& table) {
+  lowbit::FormatSpec f;
+  f.kind = static_cast<int>(t[0]), f.mbits = static_cast<int>(t[1]);
+  f.bias = static_cast<int>(t[2]), f.sign_bit = static_cast<int>(t[3]);
+  f.nthr = static_cast<int>(t[4]), f.thr_stride = t[5];
+  f.ntable = static_cast<int>(t[6]), f.table_stride = t[7];
+  f.maxval = maxval;
+  f.thr = thr.size() ? thr.data() : nullptr;
+  f.table = table.data();
+  if (!(f.ntable == 16 || f.ntable == 256) || table.size() < f.ntable)
+    throw std::invalid_argument("format table: 16 or 256 entries");
+  if (f.kind == 1 && (f.nthr < 1 || f.nthr > 255 || thr.size() < f.nthr))
+    throw std::invalid_argument("format thresholds: 1 to 255");
+  if (f.kind != 0 && f.kind != 1) throw std::invalid_argument("format kind");
+  return f;
+}
 }  // namespace
 
 void register_quantize(py::module_& m) {
@@ -60,6 +84,60 @@ void register_quantize(py::module_& m) {
     lowbit::dequantize(qp, kind, to_layout(lay), sp, zpp, op);
   }, "q"_a.noconvert(), "kind"_a, "s"_a.noconvert(), "zp"_a.noconvert(), "layout"_a,
      "out"_a.noconvert());
+
+  m.def("encode", [](CArr<float> x, CArr<float> s, LayoutT lay, FormatT fmt, float maxval,
+                     CArr<float> thr, CArr<float> table, bool packed, CArr<uint8_t> out) {
+    const lowbit::FormatSpec f = to_format(fmt, maxval, thr, table);
+    const float* xp = x.data();
+    const float* sp = s.data();
+    uint8_t* op = out.mutable_data();
+    py::gil_scoped_release nogil;
+    return lowbit::encode(xp, to_layout(lay), sp, f, packed, op);
+  }, "x"_a.noconvert(), "s"_a.noconvert(), "layout"_a, "fmt"_a, "maxval"_a, "thr"_a.noconvert(),
+     "table"_a.noconvert(), "packed"_a, "out"_a.noconvert());
+
+  m.def("decode", [](CArr<uint8_t> c, CArr<float> s, LayoutT lay, FormatT fmt, float maxval,
+                     CArr<float> thr, CArr<float> table, bool packed, CArr<float> out) {
+    const lowbit::FormatSpec f = to_format(fmt, maxval, thr, table);
+    const uint8_t* cp = c.data();
+    const float* sp = s.data();
+    float* op = out.mutable_data();
+    py::gil_scoped_release nogil;
+    lowbit::decode(cp, to_layout(lay), sp, f, packed, op);
+  }, "c"_a.noconvert(), "s"_a.noconvert(), "layout"_a, "fmt"_a, "maxval"_a, "thr"_a.noconvert(),
+     "table"_a.noconvert(), "packed"_a, "out"_a.noconvert());
+
+  // y (m, rows) = x (m, k) @ W.T for W rows of codes (lowbit::GemvArgs); s (rows, s_stride)
+  m.def("gemv", [](CArr<float> x, CArr<uint8_t> w, int code_bits, CArr<float> s,
+                   int64_t s_stride, int64_t g, FormatT fmt, float maxval, CArr<float> thr,
+                   CArr<float> table, std::optional<CArr<float>> bias, CArr<float> y) {
+    if (x.ndim() != 2 || w.ndim() != 2 || y.ndim() != 2) throw std::invalid_argument("gemv: 2-D");
+    lowbit::GemvArgs a;
+    a.f = to_format(fmt, maxval, thr, table);
+    a.m = static_cast<int>(x.shape(0));
+    a.k = x.shape(1);
+    a.ldx = a.k;
+    a.rows = w.shape(0);
+    a.ldw = w.shape(1);
+    a.code_bits = code_bits;
+    if ((code_bits != 4 && code_bits != 8) || a.ldw < (code_bits == 4 ? (a.k + 1) / 2 : a.k) ||
+        y.shape(0) != a.m || y.shape(1) != a.rows || g <= 0 ||
+        s.size() < (a.rows - 1) * s_stride + (a.k + g - 1) / std::max<int64_t>(g, 1) ||
+        (bias && bias->size() < a.rows))
+      throw std::invalid_argument("gemv: shapes");
+    a.x = x.data();
+    a.w = w.data();
+    a.s = s.data();
+    a.s_stride = s_stride;
+    a.g = g;
+    a.bias = bias ? bias->data() : nullptr;
+    a.y = y.mutable_data();
+    a.ldy = a.rows;
+    py::gil_scoped_release nogil;
+    lowbit::gemv(a);
+  }, "x"_a.noconvert(), "w"_a.noconvert(), "code_bits"_a, "s"_a.noconvert(), "s_stride"_a,
+     "g"_a, "fmt"_a, "maxval"_a, "thr"_a.noconvert(), "table"_a.noconvert(), "bias"_a.none(true),
+     "y"_a.noconvert());
 
   m.def("minmax", [](CArr<float> x, LayoutT lay, CArr<float> mn, CArr<float> mx) {
     const float* xp = x.data();

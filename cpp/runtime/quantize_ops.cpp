@@ -35,6 +35,7 @@ struct Segment {
   int64_t n;      // elements in the segment
   int64_t sidx;   // scale index of the first element
   int64_t ss;     // scale stride along the segment (0 or 1)
+  int64_t outer;  // its outer index
 };
 
 // Walks flat indices [begin, end) of the array laid out with rows padded to Lp (Lp == L, or
@@ -54,6 +55,7 @@ void for_each_segment(const Layout& lay, int64_t Lp, int64_t begin, int64_t end,
       continue;
     }
     Segment seg;
+    seg.outer = o;
     seg.elem = (o * lay.L + l) * lay.inner + i;
     seg.byte = o * (Lp / 2) + l / 2;
     if (lay.inner == 1) {
@@ -144,6 +146,64 @@ void dequantize(const uint8_t* q, int kind, const Layout& lay, const float* s, c
     else
       k.dequantize_u8_f32(q + g.elem, g.n, s + g.sidx, zp + g.sidx, g.ss, out + g.elem);
     return false;
+  });
+}
+
+namespace {
+// The format of outer slice o (its own codebook where the spec has strides).
+FormatSpec slice_format(const FormatSpec& f, int64_t o) {
+  FormatSpec r = f;
+  if (f.thr) r.thr = f.thr + o * f.thr_stride;
+  if (f.table) r.table = f.table + o * f.table_stride;
+  return r;
+}
+}  // namespace
+
+bool encode(const float* x, const Layout& lay, const float* s, const FormatSpec& f, bool packed,
+            uint8_t* out) {
+  const KernelTable& k = active_table();
+  const bool sliced = f.thr_stride != 0 || f.table_stride != 0;
+  const EncodeFn fn = packed ? k.encode_f32_p4 : k.encode_f32_u8;
+  return elementwise(lay, packed ? lay.L + (lay.L & 1) : lay.L, [&](const Segment& g) {
+    uint8_t* dst = out + (packed ? g.byte : g.elem);
+    if (sliced) return fn(x + g.elem, g.n, s + g.sidx, g.ss, slice_format(f, g.outer), dst);
+    return fn(x + g.elem, g.n, s + g.sidx, g.ss, f, dst);
+  });
+}
+
+void decode(const uint8_t* c, const Layout& lay, const float* s, const FormatSpec& f, bool packed,
+            float* out) {
+  const KernelTable& k = active_table();
+  const bool sliced = f.thr_stride != 0 || f.table_stride != 0;
+  const DecodeFn fn = packed ? k.decode_p4_f32 : k.decode_u8_f32;
+  elementwise(lay, packed ? lay.L + (lay.L & 1) : lay.L, [&](const Segment& g) {
+    const uint8_t* src = c + (packed ? g.byte : g.elem);
+    if (sliced)
+      fn(src, g.n, s + g.sidx, g.ss, slice_format(f, g.outer), out + g.elem);
+    else
+      fn(src, g.n, s + g.sidx, g.ss, f, out + g.elem);
+    return false;
+  });
+}
+
+void gemv(const GemvArgs& a) {
+  const KernelTable& k = active_table();
+  if (a.m <= 0 || a.rows <= 0) return;
+  // a task: at least ~64 Ki codes (rows of k), so small layers stay on one thread
+  const int64_t min_rows = std::max<int64_t>(1, kMinTask / std::max<int64_t>(a.k, 1));
+  parallel_ranges(a.rows, 1, min_rows, [&](int64_t r0, int64_t r1) {
+    for (int i0 = 0; i0 < a.m; i0 += 4) {
+      GemvArgs b = a;
+      b.x = a.x + i0 * a.ldx;
+      b.y = a.y + i0 * a.ldy + r0;
+      b.m = std::min(4, a.m - i0);
+      b.w = a.w + r0 * a.ldw;
+      b.rows = r1 - r0;
+      b.s = a.s + r0 * a.s_stride;
+      b.bias = a.bias ? a.bias + r0 : nullptr;
+      if (a.f.table_stride) b.f.table = a.f.table + r0 * a.f.table_stride;
+      k.gemv_f32(b);
+    }
   });
 }
 

@@ -15,6 +15,8 @@ from ._gemm import PackedMatrix, matmul_int, matmul_int4, pack_matrix
 from ._qtensor import QTensor, load
 from ._linear import linear
 from ._observer import Observer
+from ._mx import dequantize_mx, quantize_mx
+from ._codebook import dequantize_codebook, fit_codebook, quantize_codebook
 from . import mixed, qat, reference
 
 __version__ = "0.1.0"
@@ -24,6 +26,7 @@ __all__ = [
     "fake_quantize", "fake_quantize_grad",
     "matmul_int", "matmul_int4", "pack_matrix", "PackedMatrix",
     "QTensor", "load", "linear", "Observer", "mixed", "qat",
+    "quantize_mx", "dequantize_mx", "fit_codebook", "quantize_codebook", "dequantize_codebook",
     "available_isas", "set_isa", "cpu_info", "set_num_threads", "get_num_threads",
     "reference",
 ]

@@ -129,7 +129,8 @@ def mse_search(xf, lo, hi, dt, gran, symmetric, fake_quantize_fn):
     best_err = best_scale = best_zp = None
     for r in calibration_candidates():
         scale, zp = qparams_from_range(lo * r, hi * r, dt, symmetric)
-        fq = fake_quantize_fn(xf, scale.reshape(gran.scale_shape), zp.reshape(gran.scale_shape),
+        zps = None if getattr(dt, "symmetric_only", False) else zp.reshape(gran.scale_shape)
+        fq = fake_quantize_fn(xf, scale.reshape(gran.scale_shape), zps,
                               dtype=dt.name, axis=gran.axis, group_size=gran.group_size)
         err = slot_mean_sq_error(fq, xf, gran)
         if best_err is None:

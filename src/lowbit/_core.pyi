@@ -1,5 +1,5 @@
 # Stubs of the private extension module. Arrays arrive validated and C-contiguous.
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import numpy.typing as npt
@@ -30,6 +30,19 @@ def fake_quantize_grad(x: npt.NDArray[np.float32], grad: npt.NDArray[np.float32]
 def dequantize(q: npt.NDArray[np.uint8], kind: int, s: npt.NDArray[np.float32],
                zp: npt.NDArray[np.int32], layout: _Layout,
                out: npt.NDArray[np.float32]) -> None: ...
+def encode(x: npt.NDArray[np.float32], s: npt.NDArray[np.float32], layout: _Layout,
+           fmt: Tuple[int, int, int, int, int, int, int, int], maxval: float,
+           thr: npt.NDArray[np.float32], table: npt.NDArray[np.float32], packed: bool,
+           out: npt.NDArray[np.uint8]) -> bool: ...
+def decode(c: npt.NDArray[np.uint8], s: npt.NDArray[np.float32], layout: _Layout,
+           fmt: Tuple[int, int, int, int, int, int, int, int], maxval: float,
+           thr: npt.NDArray[np.float32], table: npt.NDArray[np.float32], packed: bool,
+           out: npt.NDArray[np.float32]) -> None: ...
+def gemv(x: npt.NDArray[np.float32], w: npt.NDArray[np.uint8], code_bits: int,
+         s: npt.NDArray[np.float32], s_stride: int, g: int,
+         fmt: Tuple[int, int, int, int, int, int, int, int], maxval: float,
+         thr: npt.NDArray[np.float32], table: npt.NDArray[np.float32],
+         bias: Optional[npt.NDArray[np.float32]], y: npt.NDArray[np.float32]) -> None: ...
 def minmax(x: npt.NDArray[np.float32], layout: _Layout, mn: npt.NDArray[np.float32],
            mx: npt.NDArray[np.float32]) -> bool: ...
 def pack_int4(q: npt.NDArray[np.uint8], outer: int, L: int, inner: int, bias: int,

@@ -162,6 +162,13 @@ class QTensor(QTensorBase):
         """
         if np.ndim(w) == 0:
             raise ValueError("QTensor needs at least one dimension; got a 0-d array")
+        from . import _fqtensor
+        if _fqtensor.is_format_dtype(dtype):
+            if not symmetric:
+                raise ValueError(f"symmetric=False is not available for {dtype!r}: the format "
+                                 f"is symmetric")
+            return _fqtensor.FormatTensor.quantize(  # type: ignore[return-value]
+                w, dtype, axis, group_size, method, percentile)
         wf = _checks.float_array(w, "w")
         qp = _quant.calibrate(wf, dtype, symmetric=symmetric, axis=axis, group_size=group_size,
                        method=method, percentile=percentile)
@@ -324,6 +331,8 @@ def load(path: PathOrFile) -> QTensor:
             entries = _read_npz(f, path)
     else:
         entries = _read_npz(path, path)
+    if "__format_tensor__" in entries:
+        return entries["__format_tensor__"]
     return _from_entries(entries, path)
 
 
@@ -352,6 +361,9 @@ def _read_entries(npz, path) -> dict:
             raise _foreign(path, f"entry {key!r} is truncated or corrupt ({e})") from e
         if key == "format":
             fmt = _scalar(out, "format", "U", path)
+            if fmt == "lowbit.FormatTensor":
+                from . import _fqtensor
+                return {"__format_tensor__": _fqtensor.from_entries(npz, _name(path))}
             if fmt != FORMAT_NAME:
                 raise _foreign(path, f"format is {fmt!r}, expected {FORMAT_NAME!r}")
         elif key == "format_version":

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Union
 
 import numpy as np
 
-from . import _calib, _checks, _core
+from . import _calib, _checks, _checks_formats, _core, _formats_api
 from ._checks import QParams
 from ._typing import ArrayLike, Axis, DTypeName, FloatArray, Scale, ZeroPoint
 
@@ -60,6 +60,9 @@ def quantize(x: ArrayLike, scale: Scale, zero_point: ZeroPoint = None, *,
     >>> lb.quantize(np.array([-1.0, 0.25, 0.5, 100.0], np.float32), 0.5)
     array([ -2,   0,   1, 127], dtype=int8)
     """
+    fmt = _checks_formats.route(scale, zero_point, dtype, axis, group_size)
+    if fmt is not None:
+        return _formats_api.quantize(x, fmt[0], fmt[1], fmt[2], fmt[3], out, packed)
     spec = _checks.quant_spec(x, scale, zero_point, dtype, axis, group_size)
     dt = spec.dt
     shape, storage = _checks.quantized_shape(spec, packed)
@@ -80,7 +83,8 @@ def quantize(x: ArrayLike, scale: Scale, zero_point: ZeroPoint = None, *,
 
 def dequantize(q: ArrayLike, scale: Scale, zero_point: ZeroPoint = None, *, axis: Axis = None,
                group_size: Optional[int] = None, out: Optional[np.ndarray] = None,
-               packed: Optional[str] = None, n: Optional[int] = None) -> FloatArray:
+               packed: Union[str, bool, None] = None, n: Optional[int] = None,
+               dtype: Optional[str] = None) -> FloatArray:
     """Map quantized integers back to float32.
 
     Parameters
@@ -108,6 +112,13 @@ def dequantize(q: ArrayLike, scale: Scale, zero_point: ZeroPoint = None, *, axis
     >>> lb.dequantize(np.array([-2, 0, 1, 127], np.int8), 0.5)
     array([-1. ,  0. ,  0.5, 63.5], dtype=float32)
     """
+    fmt = _checks_formats.route(scale, zero_point, dtype, axis, group_size)
+    if fmt is not None:
+        return _formats_api.dequantize(q, fmt[0], fmt[1], fmt[2], fmt[3], out,
+                                       _checks_formats.packed_flag(packed), n)
+    if dtype is not None:
+        raise ValueError(f"dtype must be None (integer codes) or one of "
+                         f"{sorted(_checks_formats.FORMATS)}, got {dtype!r}")
     spec = _checks.dequant_spec(q, scale, zero_point, axis, group_size, packed, n)
     out = _checks.check_out(out, spec.shape, _F32, q)
     layout = spec.gran.layout
@@ -145,6 +156,10 @@ def fake_quantize(x: ArrayLike, scale: Scale, zero_point: ZeroPoint = None, *,
     >>> lb.fake_quantize(np.array([0.26, -3.0], np.float32), 0.5, dtype="int4")
     array([ 0.5, -3. ], dtype=float32)
     """
+    fmt = _checks_formats.route(scale, zero_point, dtype, axis, group_size)
+    if fmt is not None:
+        codes = _formats_api.quantize(x, fmt[0], fmt[1], fmt[2], fmt[3], None, False)
+        return _formats_api.dequantize(codes, fmt[0], fmt[1], fmt[2], fmt[3], None, False, None)
     spec = _checks.quant_spec(x, scale, zero_point, dtype, axis, group_size)
     out = np.empty(spec.x.shape, _F32)
     if _core.fake_quantize(spec.x, spec.scale, spec.zp, spec.gran.layout, spec.dt.qmin,
@@ -180,6 +195,9 @@ def fake_quantize_grad(x: ArrayLike, grad: ArrayLike, scale: Scale, zero_point: 
     >>> lb.fake_quantize_grad(np.array([1.0, 100.0], np.float32), np.ones(2, np.float32), 0.5)
     array([1., 0.], dtype=float32)
     """
+    fmt = _checks_formats.route(scale, zero_point, dtype, axis, group_size)
+    if fmt is not None:
+        return _checks_formats.fake_quantize_grad(x, grad, fmt[0], fmt[1], fmt[2], fmt[3])
     spec = _checks.quant_spec(x, scale, zero_point, dtype, axis, group_size)
     g = _checks.grad_array(grad, spec.x.shape)
     out = np.empty(spec.x.shape, _F32)
@@ -298,7 +316,8 @@ def calibrate(x: ArrayLike, dtype: DTypeName = "int8", *, symmetric: bool = True
     >>> qp.scale, qp.zero_point
     (array([0.02], dtype=float32), array([0], dtype=int8))
     """
-    dt, xf, gran = _checks.calib_spec(x, dtype, axis, group_size, method, percentile)
+    dt, xf, gran = _checks_formats.calib_spec(x, dtype, axis, group_size, method,
+                                              percentile, symmetric)
     nslots = int(np.prod(gran.scale_shape))
     mn = np.full(nslots, np.inf, _F32)
     mx = np.full(nslots, -np.inf, _F32)

@@ -21,7 +21,10 @@ from ._reference_gemm import matmul_int, matmul_int4
 from ._reference_linear import dynamic_act_qparams, linear  # noqa: F401
 from ._reference_quant import (calibrate, dequantize, fake_quantize, fake_quantize_grad,
                                pack_int4, quantize, unpack_int4)
+from ._formats import (dequantize_codebook, dequantize_mx, fit_codebook, quantize_codebook,
+                       quantize_mx)
 
 __all__ = ["quantize", "dequantize", "calibrate", "pack_int4", "unpack_int4",
            "fake_quantize", "fake_quantize_grad", "QParams", "matmul_int", "matmul_int4",
-           "linear"]
+           "linear", "quantize_mx", "dequantize_mx", "fit_codebook", "quantize_codebook",
+           "dequantize_codebook"]

@@ -61,6 +61,55 @@ using UnpackVertFn = void (*)(const uint8_t* p, int64_t n, uint8_t* lo, uint8_t*
 // hold, for k-quad q, 4 NR bytes (8-bit: byte 4c+i = u[4q+i][c]) or 2 NR bytes (4-bit: byte
 // 4(c mod NR/2)+i holds u[4q+i][c], low nibble for c < NR/2, high for the others), and A words
 // against 8-bit B may be k-quads of int8 a' (a8 = 4) instead of int16 k-pairs (a8 = 2).
+// An element format of the formats family (lowbit/formats_kernels.inc). Encoding computes
+// y = x / s (IEEE division) and then either
+//   kind 0, floating point: c = clamp(y, -maxval, maxval) rounded to the format's grid, ties to
+//     the even significand (mbits mantissa bits, exponent bias `bias`, subnormals kept); the
+//     code is its bit pattern, the sign at bit `sign_bit` (a -0.0 keeps it);
+//   kind 1, thresholds: the code is the number of thr[0 .. nthr) below y (thr sorted ascending;
+//     a y on a threshold takes the lower code; NaN gives 0, and is reported).
+// Decoding is table[code] * s in float32; the table has 16 entries (4-bit codes, the index
+// masked to 4 bits) or 256.
+struct FormatSpec {
+  int kind = 0;
+  int mbits = 0, bias = 0, sign_bit = 0;
+  float maxval = 0.0f;
+  const float* thr = nullptr;
+  int nthr = 0;
+  const float* table = nullptr;
+  int ntable = 0;
+  // Drivers only (runtime/quantize_ops.cpp): one codebook per outer slice, thr and table
+  // advancing by these per slice (0: one for all).
+  int64_t thr_stride = 0, table_stride = 0;
+};
+// y[i][r] = bias[r] + sum over groups j of s[r * s_stride + j] * (sum over k of group j of
+// x[i][k] * value(code[r][k])), for rows r < rows and i < m (m <= 4): the weight-only product of
+// lb.linear for weights in a format (row r of W holds `code_bits`-bit codes, 4-bit packed two a
+// byte low nibble first, rows ldw bytes apart). value: the spec's table (16 entries: per row
+// when table_stride; 256: gathered), or for fp8 (kind 0, code_bits 8) the format's bits decoded
+// arithmetically. Groups of g (g a multiple of the vector width, or g >= k); float
+// accumulation, not bit-exact (lb.linear's weight-only tolerance).
+struct GemvArgs {
+  const float* x = nullptr;
+  int64_t ldx = 0;
+  int m = 0;
+  int64_t k = 0;
+  const uint8_t* w = nullptr;
+  int64_t ldw = 0, rows = 0;
+  int code_bits = 4;
+  const float* s = nullptr;
+  int64_t s_stride = 0, g = 0;
+  const float* bias = nullptr;
+  float* y = nullptr;
+  int64_t ldy = 0;
+  FormatSpec f;
+};
+using GemvFn = void (*)(const GemvArgs& a);
+using EncodeFn = bool (*)(const float* x, int64_t n, const float* s, int64_t ss,
+                          const FormatSpec& f, uint8_t* out);
+using DecodeFn = void (*)(const uint8_t* c, int64_t n, const float* s, int64_t ss,
+                          const FormatSpec& f, float* out);
+
 struct GemmGeometry {
   int mr = 0;  // rows of the register tile and of an A panel (the words of an A k-group)
   int nr = 0;  // columns of the tile and of a B panel
@@ -195,7 +244,7 @@ struct KernelTable {
 
 // The kernel families, in kernel_list.inc order (its LOWBIT_FAMILY markers name the same ones,
 // each followed by its slots); an ISA claims families as LOWBIT_FAM bits.
-#define LOWBIT_FAMILIES(X) X(quantize) X(gemm) X(linear)
+#define LOWBIT_FAMILIES(X) X(quantize) X(formats) X(gemm) X(linear)
 #define LOWBIT_ENUM_(name) name,
 enum class Family : unsigned { LOWBIT_FAMILIES(LOWBIT_ENUM_) count };
 #undef LOWBIT_ENUM_

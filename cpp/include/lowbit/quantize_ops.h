@@ -28,6 +28,15 @@ bool fake_quantize_grad(const float* x, const float* grad, const Layout& lay, co
 // kind: 0 int8, 1 uint8, 2 packed int4, 3 packed uint4.
 void dequantize(const uint8_t* q, int kind, const Layout& lay, const float* s, const int32_t* zp,
                 float* out);
+// The formats family: codes of an element format (FormatSpec, lowbit/kernels.h), one a byte or
+// packed (4-bit codes, as quantize's packed), and their values. encode returns true on a NaN.
+bool encode(const float* x, const Layout& lay, const float* s, const FormatSpec& f, bool packed,
+            uint8_t* out);
+void decode(const uint8_t* c, const Layout& lay, const float* s, const FormatSpec& f, bool packed,
+            float* out);
+// The weight-only product of lb.linear on rows of codes (GemvArgs, kernels.h), any m: rows of W
+// split over the threads, activation rows four at a time.
+void gemv(const GemvArgs& a);
 // mn/mx hold one slot per scale entry, initialised by the caller (+inf / -inf).
 bool minmax(const float* x, const Layout& lay, int64_t nslots, float* mn, float* mx);
 

@@ -308,6 +308,67 @@ LOWBIT_INLINE void widen_nibbles4(vu8 y, vi w[4]) {
   w[3] = _mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8));
 }
 
+
+// --- the formats family (generic/formats.h) ---------------------------------------------------
+LOWBIT_INLINE vi bits_f(vf v) { return _mm256_castps_si256(v); }
+LOWBIT_INLINE vf float_i(vi v) { return _mm256_castsi256_ps(v); }
+LOWBIT_INLINE vi and_i(vi a, vi b) { return _mm256_and_si256(a, b); }
+LOWBIT_INLINE vi or_i(vi a, vi b) { return _mm256_or_si256(a, b); }
+LOWBIT_INLINE vi srl_i(vi v, int n) { return _mm256_srl_epi32(v, _mm_cvtsi32_si128(n)); }
+LOWBIT_INLINE vi sll_i(vi v, int n) { return _mm256_sll_epi32(v, _mm_cvtsi32_si128(n)); }
+LOWBIT_INLINE vm lt_f(vf a, vf b) { return _mm256_cmp_ps(a, b, _CMP_LT_OQ); }
+LOWBIT_INLINE vi select_i(vm m, vi a, vi b) {
+  return _mm256_blendv_epi8(b, a, _mm256_castps_si256(m));
+}
+// cnt + 1 in the lanes where t < y
+LOWBIT_INLINE vi count_lt(vi cnt, vf t, vf y) {
+  return _mm256_sub_epi32(cnt, _mm256_castps_si256(_mm256_cmp_ps(t, y, _CMP_LT_OQ)));
+}
+LOWBIT_INLINE vf gather_f(const float* table, vi idx) { return _mm256_i32gather_ps(table, idx, 4); }
+// A 16-entry float table in registers: two 8-lane permutes, bit 3 of the index choosing.
+struct Lut16 {
+  __m256 lo, hi;
+};
+LOWBIT_INLINE Lut16 load_lut16(const float* t) { return {_mm256_loadu_ps(t), _mm256_loadu_ps(t + 8)}; }
+LOWBIT_INLINE vf lut16_f(const Lut16& t, vi idx) {
+  const __m256 a = _mm256_permutevar8x32_ps(t.lo, idx), b = _mm256_permutevar8x32_ps(t.hi, idx);
+  return _mm256_blendv_ps(a, b, _mm256_castsi256_ps(_mm256_slli_epi32(idx, 28)));
+}
+
+LOWBIT_INLINE vf fma_f(vf a, vf b, vf c) { return _mm256_fmadd_ps(a, b, c); }
+LOWBIT_INLINE float hsum_f(vf v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+}
+// W codes as int32 lanes: bytes / nibbles (W / 2 bytes, low nibble first)
+LOWBIT_INLINE vi load_u8_i(const uint8_t* p) {
+  return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+}
+LOWBIT_INLINE vi load_nib_i(const uint8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  const __m128i x = _mm_cvtsi32_si128(v), m = _mm_set1_epi8(15);
+  const __m128i lo = _mm_and_si128(x, m), hi = _mm_and_si128(_mm_srli_epi16(x, 4), m);
+  return _mm256_cvtepu8_epi32(_mm_unpacklo_epi8(lo, hi));
+}
+
+// W fp8 codes (bytes) as floats through half precision (F16C): e5m2 is the top byte of a
+// half; e4m3's bits moved under a half's (the sign from bit 14 to 15 by adding it to itself)
+// give its value times 2^-8. Exact, subnormals included (no NaN codes reach this).
+template <bool kE4M3>
+LOWBIT_INLINE vf fp8_f(const uint8_t* p) {
+  const __m128i w = _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+  __m128i h;
+  if constexpr (kE4M3) {
+    const __m128i u = _mm_slli_epi16(w, 7);
+    h = _mm_add_epi16(u, _mm_and_si128(u, _mm_set1_epi16(0x4000)));
+  } else {
+    h = _mm_slli_epi16(w, 8);
+  }
+  return _mm256_cvtph_ps(h);
+}
+
 }  // namespace
 }  // namespace avx2
 }  // namespace lowbit

@@ -11,11 +11,18 @@ namespace lowbit {
 namespace avx512 {
 namespace {
 #include "generic/quantize.h"
+#include "generic/formats.h"
 }  // namespace
 
 void fill_quantize(KernelTable& t) {
 #define LOWBIT_KERNEL(name, type) t.name = name;
 #include "lowbit/quantize_kernels.inc"
+#undef LOWBIT_KERNEL
+}
+
+void fill_formats(KernelTable& t) {
+#define LOWBIT_KERNEL(name, type) t.name = name;
+#include "lowbit/formats_kernels.inc"
 #undef LOWBIT_KERNEL
 }
 

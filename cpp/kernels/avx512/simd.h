@@ -238,6 +238,64 @@ LOWBIT_INLINE void widen_nibbles4(vu8 y, vi w[4]) {
   widen4<true>(v, w);
 }
 
+
+// --- the formats family (generic/formats.h) ---------------------------------------------------
+LOWBIT_INLINE vi bits_f(vf v) { return _mm512_castps_si512(v); }
+LOWBIT_INLINE vf float_i(vi v) { return _mm512_castsi512_ps(v); }
+LOWBIT_INLINE vi and_i(vi a, vi b) { return _mm512_and_si512(a, b); }
+LOWBIT_INLINE vi or_i(vi a, vi b) { return _mm512_or_si512(a, b); }
+LOWBIT_INLINE vi srl_i(vi v, int n) { return _mm512_srl_epi32(v, _mm_cvtsi32_si128(n)); }
+LOWBIT_INLINE vi sll_i(vi v, int n) { return _mm512_sll_epi32(v, _mm_cvtsi32_si128(n)); }
+LOWBIT_INLINE vm lt_f(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ); }
+LOWBIT_INLINE vi select_i(vm m, vi a, vi b) { return _mm512_mask_mov_epi32(b, m, a); }
+// cnt + 1 in the lanes where t < y
+LOWBIT_INLINE vi count_lt(vi cnt, vf t, vf y) {
+  return _mm512_mask_add_epi32(cnt, _mm512_cmp_ps_mask(t, y, _CMP_LT_OQ), cnt,
+                               _mm512_set1_epi32(1));
+}
+LOWBIT_INLINE vf gather_f(const float* table, vi idx) {
+  return _mm512_i32gather_ps(idx, table, 4);  // scale 4 (an emulated build assumes it)
+}
+// A 16-entry float table in one register.
+struct Lut16 {
+  __m512 t;
+};
+LOWBIT_INLINE Lut16 load_lut16(const float* t) { return {_mm512_loadu_ps(t)}; }
+LOWBIT_INLINE vf lut16_f(const Lut16& t, vi idx) { return _mm512_permutexvar_ps(idx, t.t); }
+
+LOWBIT_INLINE vf fma_f(vf a, vf b, vf c) { return _mm512_fmadd_ps(a, b, c); }
+LOWBIT_INLINE float hsum_f(vf v) {
+  const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+}
+// W codes as int32 lanes: bytes / nibbles (W / 2 bytes, low nibble first)
+LOWBIT_INLINE vi load_u8_i(const uint8_t* p) {
+  return _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+LOWBIT_INLINE vi load_nib_i(const uint8_t* p) {
+  const __m128i x = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)), m = _mm_set1_epi8(15);
+  const __m128i lo = _mm_and_si128(x, m), hi = _mm_and_si128(_mm_srli_epi16(x, 4), m);
+  return _mm512_cvtepu8_epi32(_mm_unpacklo_epi8(lo, hi));
+}
+
+// W fp8 codes (bytes) as floats through half precision: e5m2 is the top byte of a half;
+// e4m3's bits moved under a half's (the sign from bit 14 to 15 by adding it to itself) give its
+// value times 2^-8. Exact, subnormals included (no NaN codes reach this).
+template <bool kE4M3>
+LOWBIT_INLINE vf fp8_f(const uint8_t* p) {
+  const __m256i w = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  __m256i h;
+  if constexpr (kE4M3) {
+    const __m256i u = _mm256_slli_epi16(w, 7);
+    h = _mm256_add_epi16(u, _mm256_and_si256(u, _mm256_set1_epi16(0x4000)));
+  } else {
+    h = _mm256_slli_epi16(w, 8);
+  }
+  return _mm512_cvtph_ps(h);
+}
+
 }  // namespace
 }  // namespace avx512
 }  // namespace lowbit

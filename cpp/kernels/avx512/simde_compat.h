@@ -115,6 +115,17 @@ LOWBIT_SC_HALVES_(add_epi64, _mm256_add_epi64)
 LOWBIT_SC_HALVES_(sub_epi64, _mm256_sub_epi64)
 #undef LOWBIT_SC_HALVES_
 
+// A gather of 16 floats as two AVX2 vgatherdps (SIMDe's own emulation gives wrong lanes under
+// qemu-user's AVX2, where the native AVX2 gather is right). Scale 4: float indices.
+inline __m512 i32gather_ps(__m512i idx, const float* base) {
+  alignas(64) __m256i i[2];
+  std::memcpy(i, &idx, 64);
+  alignas(64) __m256 v[2] = {_mm256_i32gather_ps(base, i[0], 4), _mm256_i32gather_ps(base, i[1], 4)};
+  __m512 r;
+  std::memcpy(&r, v, 64);
+  return r;
+}
+
 inline void stream_ps(float* p, __m512 a) {  // two 32-byte movntps, both aligned (p is 64-aligned)
   _mm256_stream_ps(p, simde_mm512_castps512_ps256(a));
   _mm256_stream_ps(p + 8, simde_mm512_extractf32x8_ps(a, 1));
@@ -170,6 +181,8 @@ inline void stream_ps(float* p, __m512 a) {  // two 32-byte movntps, both aligne
 #define _mm512_add_epi64(a, b) (LOWBIT_SC_ add_epi64((a), (b)))
 #undef _mm512_sub_epi64
 #define _mm512_sub_epi64(a, b) (LOWBIT_SC_ sub_epi64((a), (b)))
+#undef _mm512_i32gather_ps
+#define _mm512_i32gather_ps(idx, base, scale) (LOWBIT_SC_ i32gather_ps((idx), (base)))
 #undef _mm512_dpbusd_epi32
 #define _mm512_dpbusd_epi32(s, a, b) (LOWBIT_SC_ dpbusd((s), (a), (b)))
 

@@ -1,0 +1,432 @@
+// The formats family (lowbit/formats_kernels.inc, FormatSpec in lowbit/kernels.h), written once
+// over a per-ISA vector header. Semantics: cpp/kernels/scalar/formats.cpp, matched bit for bit.
+//
+// Included by cpp/kernels/<isa>/quantize.cpp after generic/quantize.h, whose loaders (Bytes8,
+// Nibbles), split_stream and store_out it reuses. Beyond the primitives listed there, the vector
+// header provides:
+//   bits_f float_i      the bits of a float vector as int32 lanes, and back
+//   and_i or_i srl_i sll_i select_i(m, a, b)   lane-wise integer operations (shift counts < 32)
+//   lt_f(a, b)          a < b, false for NaN
+//   count_lt(cnt, t, y) cnt + 1 in the lanes where t < y
+//   gather_f(table, idx)  table[idx] lane by lane
+//   Lut16 load_lut16(t) lut16_f(lut, idx)   a 16-entry float table in registers, indexed by the
+//                       low 4 bits of idx
+//   fma_f(a, b, c)      a * b + c, one rounding;  hsum_f(v)  the sum of the lanes
+//   load_u8_i(p) load_nib_i(p)   W codes as int32 lanes, from W bytes / W / 2 bytes of nibbles
+//   fp8_f<kE4M3>(p)     W fp8 codes (bytes) as floats: e5m2 values, e4m3 values times 2^-8
+
+// ---------------------------------------------------------------------------------------------
+// Encoders: y = x / s, then the code of y (FormatSpec kind 0: floating point, 1: thresholds).
+
+// Floating point: the vector form of scalar encode_fp (clamp, the subnormal scaling and the
+// mantissa rounding on the bit pattern computed for every lane, the right one selected).
+struct FpEncoder {
+  vf lo, hi, min_normal, sub_scale, sub_max;
+  vi mag_mask, one, round_half, rebias;
+  int sh, sign_bit;
+  explicit LOWBIT_INLINE FpEncoder(const FormatSpec& f) {
+    lo = set1_f(-f.maxval);
+    hi = set1_f(f.maxval);
+    const auto pow2 = [](int e) {  // 2^e, -126 <= e <= 127
+      const uint32_t b = static_cast<uint32_t>(e + 127) << 23;
+      float v;
+      std::memcpy(&v, &b, 4);
+      return v;
+    };
+    min_normal = set1_f(pow2(1 - f.bias));
+    sub_scale = set1_f(pow2(f.bias - 1 + f.mbits));
+    sub_max = set1_f(static_cast<float>(1 << f.mbits));
+    sh = 23 - f.mbits;
+    sign_bit = f.sign_bit;
+    mag_mask = set1_i(0x7FFFFFFF);
+    one = set1_i(1);
+    round_half = set1_i((1 << (sh - 1)) - 1);
+    rebias = set1_i((127 - f.bias) << f.mbits);
+  }
+  LOWBIT_INLINE vi code(vf y) const {
+    const vi b = bits_f(clamp_f(y, lo, hi));  // a NaN lands on lo (reported by the caller)
+    const vi mag = and_i(b, mag_mask);
+    const vf a = float_i(mag);
+    // capped, so that the lanes of the normal range (not selected) stay in int32 range
+    const vi sub = rne_i(min_keep(mul_f(a, sub_scale), sub_max));
+    const vi r = add_i(add_i(mag, round_half), and_i(srl_i(mag, sh), one));
+    const vi nrm = sub_i(srl_i(r, sh), rebias);
+    return or_i(select_i(lt_f(a, min_normal), sub, nrm), sll_i(srl_i(b, 31), sign_bit));
+  }
+};
+
+// Thresholds: up to 15 counted with compares (nf4, 4-bit codebooks and smaller); more (always
+// 2^bits - 1 of them) by a branch-free binary search through gathers, the same count.
+struct ThrEncoder {
+  static constexpr int kLinear = 15;
+  vf t[kLinear];
+  const float* thr;
+  int nthr;
+  explicit LOWBIT_INLINE ThrEncoder(const FormatSpec& f) : thr(f.thr), nthr(f.nthr) {
+    for (int j = 0; j < kLinear; ++j) t[j] = set1_f(j < nthr ? thr[j] : 0.0f);
+  }
+  LOWBIT_INLINE vi code(vf y) const {
+    vi cnt = zero_i();
+    if (nthr <= kLinear) {
+      for (int j = 0; j < nthr; ++j) cnt = count_lt(cnt, t[j], y);
+      return cnt;
+    }
+    for (int step = (nthr + 1) / 2; step > 0; step /= 2) {  // cnt: thr[0 .. cnt) < y
+      const vi probe = add_i(cnt, set1_i(step));
+      cnt = select_i(lt_f(gather_f(thr, sub_i(probe, set1_i(1))), y), probe, cnt);
+    }
+    return cnt;
+  }
+};
+
+template <bool kPer>
+struct EncScale {
+  const float* s;
+  vf s0;
+  explicit LOWBIT_INLINE EncScale(const float* s_) : s(s_), s0(kPer ? zero_f() : set1_f(s_[0])) {}
+  LOWBIT_INLINE vf at(int64_t i) const {
+    if constexpr (kPer) return load_f(s + i);
+    return s0;
+  }
+  LOWBIT_INLINE vf at(int64_t i, vt t) const {
+    if constexpr (kPer) return load_f(s + i, t);
+    return s0;
+  }
+};
+
+template <bool kPacked, bool kPer, class Enc>
+bool encode_impl(const float* x, int64_t n, const float* s, const Enc& enc, uint8_t* out) {
+  const EncScale<kPer> sc(s);
+  vm nan = no_lanes();
+  auto one = [&](int64_t i) {
+    const vf y = div_f(load_f(x + i), sc.at(i));
+    nan = mask_or(nan, is_nan(y));
+    return enc.code(y);
+  };
+  int64_t i = 0;
+  for (; i + 4 * W <= n; i += 4 * W) {
+    prefetch_block<4 * W>(x, i, n);
+    const vi c0 = one(i), c1 = one(i + W), c2 = one(i + 2 * W), c3 = one(i + 3 * W);
+    if constexpr (kPacked)
+      store_q4x4(out + i / 2, c0, c1, c2, c3);
+    else
+      store_q8x4(out + i, c0, c1, c2, c3);
+  }
+  for (; i + W <= n; i += W) {
+    if constexpr (kPacked)
+      store_q4(out + i / 2, one(i));
+    else
+      store_q8(out + i, one(i));
+  }
+  if (i < n) {
+    const vt t = tail_mask(n - i);
+    const vf y = div_f(load_f(x + i, t), sc.at(i, t));
+    nan = mask_or(nan, mask_and(is_nan(y), active(t)));
+    // inactive lanes hold code(0), zeroed here: the high nibble of an odd n stays 0
+    const vi c = keep_i(t, enc.code(y));
+    if constexpr (kPacked)
+      store_q4(out + i / 2, c, (n - i + 1) / 2);
+    else
+      store_q8(out + i, c, n - i);
+  }
+  return any(nan);
+}
+
+template <bool kPacked>
+bool encode_any(const float* x, int64_t n, const float* s, int64_t ss, const FormatSpec& f,
+                uint8_t* out) {
+  if (n <= 0) return false;
+  if (f.kind == 0) {
+    const FpEncoder enc(f);
+    return ss ? encode_impl<kPacked, true>(x, n, s, enc, out)
+              : encode_impl<kPacked, false>(x, n, s, enc, out);
+  }
+  const ThrEncoder enc(f);
+  return ss ? encode_impl<kPacked, true>(x, n, s, enc, out)
+            : encode_impl<kPacked, false>(x, n, s, enc, out);
+}
+
+bool encode_f32_u8(const float* x, int64_t n, const float* s, int64_t ss, const FormatSpec& f,
+                   uint8_t* out) {
+  return encode_any<false>(x, n, s, ss, f, out);
+}
+
+bool encode_f32_p4(const float* x, int64_t n, const float* s, int64_t ss, const FormatSpec& f,
+                   uint8_t* out) {
+  return encode_any<true>(x, n, s, ss, f, out);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decoders: table[code] * s, through a register table (16 entries) or gathers (256).
+
+struct Lut16Values {
+  Lut16 lut;
+  explicit LOWBIT_INLINE Lut16Values(const FormatSpec& f) : lut(load_lut16(f.table)) {}
+  LOWBIT_INLINE vf at(vi code) const { return lut16_f(lut, code); }
+};
+
+struct GatherValues {
+  const float* table;
+  explicit LOWBIT_INLINE GatherValues(const FormatSpec& f) : table(f.table) {}
+  LOWBIT_INLINE vf at(vi code) const { return gather_f(table, code); }  // code < 256
+};
+
+template <class Src, bool kPer, bool kStream, class Val>
+void decode_impl(const uint8_t* c, int64_t n, const float* s, const Val& val, float* out) {
+  const EncScale<kPer> sc(s);
+  int64_t i = 0;
+  for (; i + 4 * W <= n; i += 4 * W) {
+    vi w[4];
+    Src::load(c, i, w);
+    for (int j = 0; j < 4; ++j)
+      store_out<kStream>(out + i + j * W, mul_f(val.at(w[j]), sc.at(i + j * W)));
+  }
+  if (i < n) {
+    vi w[4];
+    Src::load(c, i, n - i, w);
+    for (int j = 0; j < 4 && i < n; ++j, i += W) {
+      if (n - i >= W) {
+        store_out<kStream>(out + i, mul_f(val.at(w[j]), sc.at(i)));
+      } else {
+        const vt t = tail_mask(n - i);
+        store_f(out + i, mul_f(val.at(w[j]), sc.at(i, t)), t);
+      }
+    }
+  }
+}
+
+template <class Src, class Val>
+void decode_any(const uint8_t* c, int64_t n, const float* s, int64_t ss, const Val& val,
+                float* out) {
+  if (n <= 0) return;
+  split_stream(out, n, Src::kPacked, [&](auto stream, int64_t b, int64_t e) {
+    constexpr bool kStream = decltype(stream)::value;
+    if (ss)
+      decode_impl<Src, true, kStream>(Src::at(c, b), e - b, s + b, val, out + b);
+    else
+      decode_impl<Src, false, kStream>(Src::at(c, b), e - b, s, val, out + b);
+    return false;
+  });
+}
+
+void decode_u8_f32(const uint8_t* c, int64_t n, const float* s, int64_t ss, const FormatSpec& f,
+                   float* out) {
+  if (f.ntable == 16)
+    decode_any<Bytes8<false>>(c, n, s, ss, Lut16Values(f), out);
+  else
+    decode_any<Bytes8<false>>(c, n, s, ss, GatherValues(f), out);
+}
+
+void decode_p4_f32(const uint8_t* c, int64_t n, const float* s, int64_t ss, const FormatSpec& f,
+                   float* out) {
+  decode_any<Nibbles<false>>(c, n, s, ss, Lut16Values(f), out);
+}
+
+// ---------------------------------------------------------------------------------------------
+// gemv_f32: weight-only x @ W.T on rows of codes (GemvArgs, kernels.h). Per row of W: every
+// group's products accumulate lane-wise for each of the m activation rows, are scaled by the
+// group's scale into a running total, which is summed across lanes once at the end.
+
+// Values of W codes: the 16-entry table of the row, gathered from 256, or fp8 bits.
+struct GemvDecoder {
+  Lut16 lut;
+  const float* table;
+  vi lo7, sign;
+  vf unbias;
+  int sh;
+  LOWBIT_INLINE void init(const GemvArgs& a, int64_t r) {
+    const FormatSpec& f = a.f;
+    table = f.table + r * f.table_stride;
+    const bool fp8 = f.kind == 0 && a.code_bits == 8;
+    lut = load_lut16(table);
+    lo7 = set1_i(0x7F);
+    sign = set1_i(0x80);
+    sh = 23 - f.mbits;
+    const uint32_t b = static_cast<uint32_t>(127 - f.bias + 127) << 23;  // 2^(127 - bias)
+    float u;
+    std::memcpy(&u, &b, 4);
+    unbias = set1_f(fp8 ? u : 1.0f);
+  }
+  template <int kMode>
+  LOWBIT_INLINE vf at(vi c) const {
+    if constexpr (kMode == 0) return lut16_f(lut, c);
+    if constexpr (kMode == 1) return gather_f(table, c);
+    const vi bits = or_i(sll_i(and_i(c, lo7), sh), sll_i(and_i(c, sign), 24));
+    return mul_f(float_i(bits), unbias);  // exact: a power of two times a format value
+  }
+};
+
+// kR rows of W at once (independent accumulators hide the FMA latency, one x load serves kR
+// rows), kM activation rows.
+template <int kBits, int kMode, bool kShared, int kM, int kR>
+void gemv_rows(const GemvArgs& a, int64_t r0, int64_t r1) {
+  const int64_t g = a.g >= a.k ? a.k : a.g;
+  const int64_t ngroups = a.k ? (a.k + g - 1) / g : 0;
+  const int64_t kfull = a.k - a.k % W;  // whole vectors
+  constexpr bool shared = kShared;
+  for (int64_t r = r0; r + kR <= r1; r += kR) {
+    GemvDecoder dec[kR];
+    for (int q = 0; q < (shared ? 1 : kR); ++q) dec[q].init(a, r + q);
+    const uint8_t* w[kR];
+    for (int q = 0; q < kR; ++q) w[q] = a.w + (r + q) * a.ldw;
+    vf tot[kR][kM];
+    for (int q = 0; q < kR; ++q)
+      for (int i = 0; i < kM; ++i) tot[q][i] = zero_f();
+    for (int64_t j = 0; j < ngroups; ++j) {
+      const int64_t k0 = j * g, k1 = a.k < k0 + g ? a.k : k0 + g;
+      vf acc[kR][kM];
+      for (int q = 0; q < kR; ++q)
+        for (int i = 0; i < kM; ++i) acc[q][i] = zero_f();
+      int64_t kk = k0;
+      for (; kk + W <= k1 && kk < kfull; kk += W) {
+        vf xv[kM];
+        for (int i = 0; i < kM; ++i) xv[i] = load_f(a.x + i * a.ldx + kk);
+        for (int q = 0; q < kR; ++q) {
+          const GemvDecoder& d = dec[shared ? 0 : q];
+          vf v;
+          if constexpr (kMode >= 2)
+            v = fp8_f<kMode == 3>(w[q] + kk);
+          else
+            v = d.template at<kMode>(kBits == 4 ? load_nib_i(w[q] + kk / 2)
+                                                : load_u8_i(w[q] + kk));
+          for (int i = 0; i < kM; ++i) acc[q][i] = fma_f(v, xv[i], acc[q][i]);
+        }
+      }
+      if (kk < k1) {  // the rows' last, partial vector: codes copied out, x masked
+        const int64_t left = k1 - kk;
+        const vt t = tail_mask(left);
+        vf xv[kM];
+        for (int i = 0; i < kM; ++i) xv[i] = load_f(a.x + i * a.ldx + kk, t);
+        for (int q = 0; q < kR; ++q) {
+          uint8_t buf[64] = {};
+          std::memcpy(buf, w[q] + (kBits == 4 ? kk / 2 : kk),
+                      static_cast<size_t>(kBits == 4 ? (left + 1) / 2 : left));
+          vf v;
+          if constexpr (kMode >= 2)
+            v = fp8_f<kMode == 3>(buf);
+          else
+            v = dec[shared ? 0 : q].template at<kMode>(kBits == 4 ? load_nib_i(buf)
+                                                                  : load_u8_i(buf));
+          for (int i = 0; i < kM; ++i) acc[q][i] = fma_f(v, xv[i], acc[q][i]);
+        }
+      }
+      for (int q = 0; q < kR; ++q) {
+        // e4m3 values came times 2^-8 (fp8_f): the exact power of two goes into the scale
+        const vf sj = set1_f(a.s[(r + q) * a.s_stride + j] * (kMode == 3 ? 256.0f : 1.0f));
+        for (int i = 0; i < kM; ++i) tot[q][i] = fma_f(acc[q][i], sj, tot[q][i]);
+      }
+    }
+    for (int q = 0; q < kR; ++q)
+      for (int i = 0; i < kM; ++i) {
+        const float y = hsum_f(tot[q][i]);
+        a.y[i * a.ldy + r + q] = a.bias ? y + a.bias[r + q] : y;
+      }
+  }
+}
+
+// 4-bit codes: W bytes a step, their low nibbles (even k) and high nibbles (odd k) in two
+// vectors of int32 lanes, against the even and odd elements of x (split once a call into
+// xs[i][0 .. kh) and xs[i][kh .. 2 kh), zero past k). Groups start on a whole step (g a multiple
+// of 2 W, or one group).
+template <bool kShared, int kM, int kR>
+void gemv4_rows(const GemvArgs& a, const float* xs, int64_t kh, int64_t r0, int64_t r1) {
+  const int64_t g = a.g >= a.k ? a.k : a.g;
+  const int64_t ngroups = a.k ? (a.k + g - 1) / g : 0;
+  const int64_t nbytes = (a.k + 1) / 2, fullb = nbytes - nbytes % W;
+  for (int64_t r = r0; r + kR <= r1; r += kR) {
+    GemvDecoder dec[kR];
+    for (int q = 0; q < (kShared ? 1 : kR); ++q) dec[q].init(a, r + q);
+    const uint8_t* w[kR];
+    for (int q = 0; q < kR; ++q) w[q] = a.w + (r + q) * a.ldw;
+    vf tot[kR][kM];
+    for (int q = 0; q < kR; ++q)
+      for (int i = 0; i < kM; ++i) tot[q][i] = zero_f();
+    for (int64_t j = 0; j < ngroups; ++j) {
+      const int64_t b0 = j * g / 2, b1 = nbytes < (j + 1) * g / 2 || g >= a.k ? nbytes
+                                                                               : (j + 1) * g / 2;
+      vf acc[kR][kM];
+      for (int q = 0; q < kR; ++q)
+        for (int i = 0; i < kM; ++i) acc[q][i] = zero_f();
+      for (int64_t b = b0; b < b1; b += W) {
+        vf xe[kM], xo[kM];
+        for (int i = 0; i < kM; ++i) {
+          xe[i] = load_f(xs + i * 2 * kh + b);
+          xo[i] = load_f(xs + i * 2 * kh + kh + b);
+        }
+        for (int q = 0; q < kR; ++q) {
+          vi c;
+          if (b < fullb) {
+            c = load_u8_i(w[q] + b);
+          } else {  // the row's last bytes, copied out
+            uint8_t buf[64] = {};
+            std::memcpy(buf, w[q] + b, static_cast<size_t>(nbytes - b));
+            c = load_u8_i(buf);
+          }
+          const GemvDecoder& d = dec[kShared ? 0 : q];
+          const vf lo = d.template at<0>(c), hi = d.template at<0>(srl_i(c, 4));
+          for (int i = 0; i < kM; ++i) acc[q][i] = fma_f(hi, xo[i], fma_f(lo, xe[i], acc[q][i]));
+        }
+      }
+      for (int q = 0; q < kR; ++q) {
+        const vf sj = set1_f(a.s[(r + q) * a.s_stride + j]);
+        for (int i = 0; i < kM; ++i) tot[q][i] = fma_f(acc[q][i], sj, tot[q][i]);
+      }
+    }
+    for (int q = 0; q < kR; ++q)
+      for (int i = 0; i < kM; ++i) {
+        const float y = hsum_f(tot[q][i]);
+        a.y[i * a.ldy + r + q] = a.bias ? y + a.bias[r + q] : y;
+      }
+  }
+}
+
+template <bool kShared, int kM>
+void gemv4_m(const GemvArgs& a) {
+  constexpr int kR = kM <= 2 ? 4 : 2;
+  const int64_t nbytes = (a.k + 1) / 2, kh = (nbytes + W - 1) / W * W;
+  float* xs = new float[static_cast<size_t>(kM * 2 * kh)]();
+  for (int i = 0; i < kM; ++i)
+    for (int64_t kk = 0; kk < a.k; ++kk) xs[i * 2 * kh + (kk & 1) * kh + kk / 2] = a.x[i * a.ldx + kk];
+  const int64_t body = a.rows - a.rows % kR;
+  gemv4_rows<kShared, kM, kR>(a, xs, kh, 0, body);
+  gemv4_rows<kShared, kM, 1>(a, xs, kh, body, a.rows);
+  delete[] xs;
+}
+
+template <bool kShared>
+void gemv4(const GemvArgs& a) {
+  switch (a.m) {
+    case 1: return gemv4_m<kShared, 1>(a);
+    case 2: return gemv4_m<kShared, 2>(a);
+    case 3: return gemv4_m<kShared, 3>(a);
+    default: return gemv4_m<kShared, 4>(a);
+  }
+}
+
+template <int kBits, int kMode, bool kShared, int kM>
+void gemv_m(const GemvArgs& a) {
+  constexpr int kR = kM <= 2 ? 4 : 2;
+  const int64_t body = a.rows - a.rows % kR;
+  gemv_rows<kBits, kMode, kShared, kM, kR>(a, 0, body);
+  gemv_rows<kBits, kMode, kShared, kM, 1>(a, body, a.rows);
+}
+
+template <int kBits, int kMode, bool kShared>
+void gemv_mode(const GemvArgs& a) {
+  switch (a.m) {
+    case 1: return gemv_m<kBits, kMode, kShared, 1>(a);
+    case 2: return gemv_m<kBits, kMode, kShared, 2>(a);
+    case 3: return gemv_m<kBits, kMode, kShared, 3>(a);
+    default: return gemv_m<kBits, kMode, kShared, 4>(a);
+  }
+}
+
+void gemv_f32(const GemvArgs& a) {
+  if (a.m <= 0 || a.rows <= 0) return;
+  const bool shared = a.f.table_stride == 0;
+  if (a.code_bits == 4) return shared ? gemv4<true>(a) : gemv4<false>(a);  // a 16-entry table
+  if (a.f.kind == 0)  // fp8 bits through half precision: 3 e4m3 (bias 7), 2 e5m2
+    return a.f.bias == 7 ? gemv_mode<8, 3, true>(a) : gemv_mode<8, 2, true>(a);
+  if (a.f.ntable == 16) return shared ? gemv_mode<8, 0, true>(a) : gemv_mode<8, 0, false>(a);
+  return shared ? gemv_mode<8, 1, true>(a) : gemv_mode<8, 1, false>(a);
+}

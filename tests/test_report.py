@@ -15,6 +15,9 @@ from lowbit.models import minilm
 
 DIGITS_ROWS = ["FP32", "INT8 W8A8 (dynamic)", "INT4 per-channel W4A8", "INT4 g128 W4A8",
                "INT4 g32 W4A8", "INT4 g32 W4A8, MSE clipping", "INT4 g128 weight-only",
+               "FP8 E4M3 weight-only", "MXFP8 E4M3 weight-only", "NF4 g64 weight-only",
+               "FP4 E2M1 g32 weight-only", "MXFP4 weight-only",
+               "4-bit k-means codebook per channel, weight-only",
                "Mixed INT8/INT4 (<= 6 b/w)", "QAT INT4 per-channel W4A8",
                "INT4 per-tensor W4A8 (PTQ)", "QAT INT4 per-tensor W4A8"]
 

@@ -2,8 +2,8 @@
 objects without importing the modules that define them (those import the compiled extension,
 and the reference must not).
 
-Each is an empty marker (``__slots__ = ()``, no behaviour) from which exactly one API class
-derives; the checks and the reference test ``isinstance`` against it and read the attributes
+Each is an empty marker (``__slots__ = ()``, no behaviour) from which the API's classes of that
+kind derive; the checks and the reference test ``isinstance`` against it and read the attributes
 its docstring lists.
 """
 
@@ -34,7 +34,8 @@ class PackedBase:
 
 
 class QTensorBase:
-    """Base of :class:`lowbit.QTensor` (``lowbit._qtensor``).
+    """Base of :class:`lowbit.QTensor` (``lowbit._qtensor``) and of the weights in float and
+    non-uniform formats that ``QTensor.quantize`` makes (``lowbit._fqtensor.FormatTensor``).
 
     Read by the checks and the reference: ``data``, ``scale``, ``zero_point``, ``dtype``,
     ``shape``, ``ndim``, ``axis`` and ``group_size``.

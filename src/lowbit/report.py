@@ -49,6 +49,13 @@ FORMATS: List[Tuple[str, Dict[str, Any], Optional[str]]] = [
     ("INT4 g32 W4A8, MSE clipping",
      {"dtype": "int4", "axis": 1, "group_size": 32, "method": "mse"}, "int8"),
     ("INT4 g128 weight-only", {"dtype": "int4", "axis": 1, "group_size": 128}, None),
+    # floating-point and non-uniform formats (weight-only: lb.linear decodes them in registers)
+    ("FP8 E4M3 weight-only", {"dtype": "fp8_e4m3", "axis": 0}, None),
+    ("MXFP8 E4M3 weight-only", {"dtype": "mxfp8_e4m3", "axis": 1}, None),
+    ("NF4 g64 weight-only", {"dtype": "nf4", "axis": 1, "group_size": 64}, None),
+    ("FP4 E2M1 g32 weight-only", {"dtype": "fp4_e2m1", "axis": 1, "group_size": 32}, None),
+    ("MXFP4 weight-only", {"dtype": "mxfp4_e2m1", "axis": 1}, None),
+    ("4-bit k-means codebook per channel, weight-only", {"dtype": "codebook4", "axis": 0}, None),
 ]
 #: Size budget of the mixed-precision row (bits per weight, scales included).
 MIXED_BITS_PER_WEIGHT = 6.0
@@ -346,6 +353,8 @@ LAYER_FORMATS: List[Tuple[str, Dict[str, Any], Optional[str]]] = [
     ("INT8 W8A8", {"dtype": "int8", "axis": 0}, "int8"),
     ("INT4 g128 W4A8", {"dtype": "int4", "axis": 1, "group_size": 128}, "int8"),
     ("INT4 g128 weight-only", {"dtype": "int4", "axis": 1, "group_size": 128}, None),
+    ("NF4 g64 weight-only", {"dtype": "nf4", "axis": 1, "group_size": 64}, None),
+    ("FP8 E4M3 weight-only", {"dtype": "fp8_e4m3", "axis": 0}, None),
 ]
 
 

@@ -115,12 +115,14 @@ LOWBIT_SC_HALVES_(add_epi64, _mm256_add_epi64)
 LOWBIT_SC_HALVES_(sub_epi64, _mm256_sub_epi64)
 #undef LOWBIT_SC_HALVES_
 
-// A gather of 16 floats as two AVX2 vgatherdps (SIMDe's own emulation gives wrong lanes under
-// qemu-user's AVX2, where the native AVX2 gather is right). Scale 4: float indices.
+// A gather of 16 floats, lane by lane (scale 4: float indices). Neither SIMDe's emulation nor
+// two AVX2 vgatherdps gave the right lanes under qemu-user 7.2 (whose vgatherdps is right in
+// the native AVX2 build); the emulated build is for correctness, not speed.
 inline __m512 i32gather_ps(__m512i idx, const float* base) {
-  alignas(64) __m256i i[2];
+  alignas(64) int32_t i[16];
+  alignas(64) float v[16];
   std::memcpy(i, &idx, 64);
-  alignas(64) __m256 v[2] = {_mm256_i32gather_ps(base, i[0], 4), _mm256_i32gather_ps(base, i[1], 4)};
+  for (int j = 0; j < 16; ++j) v[j] = base[i[j]];
   __m512 r;
   std::memcpy(&r, v, 64);
   return r;

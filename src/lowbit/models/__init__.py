@@ -30,8 +30,9 @@ def apply_linear(x: np.ndarray, w, b, act_dtype="int8") -> np.ndarray:
         Passed to :func:`lowbit.linear` (ignored for a float ``W``).
     """
     import lowbit as lb
+    from .._bases import QTensorBase
 
-    if isinstance(w, lb.QTensor):
+    if isinstance(w, QTensorBase):  # a QTensor, or a weight in a float / non-uniform format
         return lb.linear(x, w, b, act_dtype=act_dtype)
     y = x @ w.T
     if b is not None:

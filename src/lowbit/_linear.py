@@ -11,7 +11,7 @@ through :func:`_linear_2d`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple, Optional
+from typing import TYPE_CHECKING, NamedTuple, Optional, Union
 
 import numpy as np
 
@@ -20,6 +20,7 @@ from ._checks_linear import linear_spec
 from ._typing import ArrayLike, FloatArray, Scale, ZeroPoint
 
 if TYPE_CHECKING:
+    from ._fqtensor import FormatTensor
     from ._qtensor import QTensor
 
 __all__ = ["linear"]
@@ -27,7 +28,7 @@ __all__ = ["linear"]
 _F32 = np.float32
 
 
-def linear(x: ArrayLike, w_q: "QTensor", bias: Optional[ArrayLike] = None, *,
+def linear(x: ArrayLike, w_q: "Union[QTensor, FormatTensor]", bias: Optional[ArrayLike] = None, *,
            act_dtype: Optional[str] = "int8", act_scale: Optional[Scale] = None,
            act_zero_point: ZeroPoint = None) -> FloatArray:
     """Linear layer ``x @ W.T + bias`` with quantized weights.

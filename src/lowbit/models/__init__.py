@@ -33,7 +33,7 @@ def apply_linear(x: np.ndarray, w, b, act_dtype="int8") -> np.ndarray:
     from .._bases import QTensorBase
 
     if isinstance(w, QTensorBase):  # a QTensor, or a weight in a float / non-uniform format
-        return lb.linear(x, w, b, act_dtype=act_dtype)
+        return lb.linear(x, w, b, act_dtype=act_dtype)  # type: ignore[arg-type]
     y = x @ w.T
     if b is not None:
         y += b

@@ -81,6 +81,8 @@ def test_known_codes(isa):
 @pytest.mark.parametrize("shape,kw", [((7, 33), dict(axis=0)), ((7, 33), dict(axis=1)),
                                       ((5, 70), dict(axis=1, group_size=32)),
                                       ((5, 70), dict(axis=1, group_size=7)),
+                                      ((6, 128), dict(axis=1, group_size=32)),
+                                      ((64, 4096), dict(axis=1, group_size=64)),
                                       ((6, 4, 9), dict(axis=1, group_size=3)),
                                       ((3, 0), dict()), ((0,), dict()), ((1,), dict())])
 def test_granularities_against_reference(isa, rng, fmt, shape, kw):

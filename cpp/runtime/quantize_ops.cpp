@@ -159,11 +159,54 @@ FormatSpec slice_format(const FormatSpec& f, int64_t o) {
 }
 }  // namespace
 
+namespace {
+// Groups along the last axis whose size is a multiple of 16: whole rows (or group-aligned
+// pieces of them) a kernel call, the kernel stepping through the scales itself (FormatSpec::
+// group), instead of one call a group. fn(pos, n, scale, f) for each piece.
+template <class F>
+bool grouped_rows(const Layout& lay, bool packed, const FormatSpec& f, const float* s, F&& fn) {
+  std::atomic<bool> flag{false};
+  const int64_t L = lay.L, g = lay.g;
+  auto piece = [&](int64_t o, int64_t l0, int64_t l1) {  // row o, elements [l0, l1), l0 % g == 0
+    FormatSpec h = slice_format(f, o);
+    h.group = g;
+    if (fn(o, l0, l1 - l0, s + o * lay.so + (l0 / g) * lay.sg, h))
+      flag.store(true, std::memory_order_relaxed);
+  };
+  if (L % g == 0 && !(packed && (L & 1))) {  // pieces of whole groups, across rows
+    parallel_ranges(lay.outer * L, g, kMinTask, [&](int64_t b, int64_t e) {
+      for (int64_t p = b; p < e;) {
+        const int64_t o = p / L, l = p - o * L, len = std::min(e - p, L - l);
+        piece(o, l, l + len);
+        p += len;
+      }
+    });
+  } else {
+    parallel_ranges(lay.outer, 1, std::max<int64_t>(1, kMinTask / std::max<int64_t>(L, 1)),
+                    [&](int64_t b, int64_t e) {
+                      for (int64_t o = b; o < e; ++o) piece(o, 0, L);
+                    });
+  }
+  return flag.load();
+}
+
+bool grouped_layout(const Layout& lay) {
+  return lay.inner == 1 && lay.g > 1 && lay.g < lay.L && lay.g % 16 == 0 && lay.sg == 1;
+}
+}  // namespace
+
 bool encode(const float* x, const Layout& lay, const float* s, const FormatSpec& f, bool packed,
             uint8_t* out) {
   const KernelTable& k = active_table();
   const bool sliced = f.thr_stride != 0 || f.table_stride != 0;
   const EncodeFn fn = packed ? k.encode_f32_p4 : k.encode_f32_u8;
+  if (grouped_layout(lay)) {
+    const int64_t row_bytes = packed ? (lay.L + 1) / 2 : lay.L;
+    return grouped_rows(lay, packed, f, s, [&](int64_t o, int64_t l, int64_t n, const float* sp,
+                                               const FormatSpec& h) {
+      return fn(x + o * lay.L + l, n, sp, 0, h, out + o * row_bytes + (packed ? l / 2 : l));
+    });
+  }
   return elementwise(lay, packed ? lay.L + (lay.L & 1) : lay.L, [&](const Segment& g) {
     uint8_t* dst = out + (packed ? g.byte : g.elem);
     if (sliced) return fn(x + g.elem, g.n, s + g.sidx, g.ss, slice_format(f, g.outer), dst);
@@ -176,6 +219,15 @@ void decode(const uint8_t* c, const Layout& lay, const float* s, const FormatSpe
   const KernelTable& k = active_table();
   const bool sliced = f.thr_stride != 0 || f.table_stride != 0;
   const DecodeFn fn = packed ? k.decode_p4_f32 : k.decode_u8_f32;
+  if (grouped_layout(lay)) {
+    const int64_t row_bytes = packed ? (lay.L + 1) / 2 : lay.L;
+    grouped_rows(lay, packed, f, s, [&](int64_t o, int64_t l, int64_t n, const float* sp,
+                                        const FormatSpec& h) {
+      fn(c + o * row_bytes + (packed ? l / 2 : l), n, sp, 0, h, out + o * lay.L + l);
+      return false;
+    });
+    return;
+  }
   elementwise(lay, packed ? lay.L + (lay.L & 1) : lay.L, [&](const Segment& g) {
     const uint8_t* src = c + (packed ? g.byte : g.elem);
     if (sliced)

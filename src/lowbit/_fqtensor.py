@@ -89,7 +89,7 @@ class FormatTensor(QTensorBase):
             a = wf.ndim - 1 if axis is None else _formats._axis(axis, wf.ndim)
             codes, exps = _mx.quantize_mx(wf, dtype, axis=a, packed=dtype == "mxfp4_e2m1"
                                           and a == wf.ndim - 1)
-            scale = _formats._pow2_f32(exps.astype(np.int32) - 127)
+            scale = _mx._scales_of(exps)
             return cls(codes, scale, exps, None, dtype, wf.shape, a, _formats.BLOCK)
         if dtype in CODEBOOK_NAMES:
             bits = int(dtype[len("codebook"):])

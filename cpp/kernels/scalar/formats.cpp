@@ -73,10 +73,16 @@ inline uint32_t encode_one(float x, float s, const FormatSpec& f, bool& nan) {
   return f.kind == 0 ? encode_fp(y, f, nan) : encode_thr(y, f, nan);
 }
 
+// The scale index of element i: per element (ss), per group (f.group) or one.
+inline int64_t sidx(int64_t i, int64_t ss, const FormatSpec& f) {
+  return f.group ? i / f.group : i * ss;
+}
+
 bool encode_f32_u8(const float* x, int64_t n, const float* s, int64_t ss, const FormatSpec& f,
                    uint8_t* out) {
   bool nan = false;
-  for (int64_t i = 0; i < n; ++i) out[i] = static_cast<uint8_t>(encode_one(x[i], s[i * ss], f, nan));
+  for (int64_t i = 0; i < n; ++i)
+    out[i] = static_cast<uint8_t>(encode_one(x[i], s[sidx(i, ss, f)], f, nan));
   return nan;
 }
 
@@ -84,8 +90,8 @@ bool encode_f32_p4(const float* x, int64_t n, const float* s, int64_t ss, const 
                    uint8_t* out) {
   bool nan = false;
   for (int64_t i = 0; i < n; i += 2) {
-    uint32_t byte = encode_one(x[i], s[i * ss], f, nan) & 15u;
-    if (i + 1 < n) byte |= (encode_one(x[i + 1], s[(i + 1) * ss], f, nan) & 15u) << 4;
+    uint32_t byte = encode_one(x[i], s[sidx(i, ss, f)], f, nan) & 15u;
+    if (i + 1 < n) byte |= (encode_one(x[i + 1], s[sidx(i + 1, ss, f)], f, nan) & 15u) << 4;
     out[i / 2] = static_cast<uint8_t>(byte);
   }
   return nan;
@@ -94,13 +100,13 @@ bool encode_f32_p4(const float* x, int64_t n, const float* s, int64_t ss, const 
 void decode_u8_f32(const uint8_t* c, int64_t n, const float* s, int64_t ss, const FormatSpec& f,
                    float* out) {
   const uint32_t mask = static_cast<uint32_t>(f.ntable - 1);
-  for (int64_t i = 0; i < n; ++i) out[i] = f.table[c[i] & mask] * s[i * ss];
+  for (int64_t i = 0; i < n; ++i) out[i] = f.table[c[i] & mask] * s[sidx(i, ss, f)];
 }
 
 void decode_p4_f32(const uint8_t* c, int64_t n, const float* s, int64_t ss, const FormatSpec& f,
                    float* out) {
   for (int64_t i = 0; i < n; ++i)
-    out[i] = f.table[(c[i / 2] >> (4 * (i & 1))) & 15u] * s[i * ss];
+    out[i] = f.table[(c[i / 2] >> (4 * (i & 1))) & 15u] * s[sidx(i, ss, f)];
 }
 
 // The value of code c of row r (GemvArgs): fp8 by its bits, else the row's table.

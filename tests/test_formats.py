@@ -280,13 +280,13 @@ def test_codebook_equal_levels_and_errors(isa):
     ("nf4", dict(axis=1, group_size=7))])
 def test_format_qtensor_linear_and_files(isa, rng, dtype, kw, tmp_path):
     w = rng.standard_normal((37, 300)).astype(np.float32)
-    x = rng.standard_normal((9, 300)).astype(np.float32)
+    x = rng.standard_normal((40, 300)).astype(np.float32)
     b = rng.standard_normal(37).astype(np.float32)
     q = lb.QTensor.quantize(w, dtype, **kw)
     wd = q.dequantize()
     assert q.dtype == dtype and q.shape == w.shape and q.zero_point is None
     assert np.abs(wd - w).mean() < 0.1 * np.abs(w).mean() * (3 if "4" in dtype else 1)
-    for m in (1, 3, 9):
+    for m in (1, 3, 9, 13, 40):  # gemv four rows at a time, then decoded panels and tiles
         y = lb.linear(x[:m], q, b, act_dtype=None)
         want = x[:m].astype(np.float64) @ wd.T.astype(np.float64) + b
         tol = 1e-5 * (np.linalg.norm(x[:m], axis=1)[:, None] * np.linalg.norm(wd, axis=1)

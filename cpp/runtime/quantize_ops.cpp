@@ -5,12 +5,18 @@
 #include <algorithm>
 #include <atomic>
 #include <limits>
+#include <memory>
 #include <vector>
 
+#include "blocking.h"
 #include "lowbit/runtime.h"
 
 namespace lowbit {
 namespace {
+
+// Above this many activation rows gemv decodes the weights once per tile for the float tile
+// kernel instead of once per four rows.
+constexpr int kGemvRows = 12;
 
 // Below this many elements a job runs on the calling thread: waking workers costs more.
 constexpr int64_t kMinTask = 1 << 16;
@@ -238,9 +244,54 @@ void decode(const uint8_t* c, const Layout& lay, const float* s, const FormatSpe
   });
 }
 
+namespace {
+// Large m: the weights decoded a B micro-panel (kKC x NR floats) at a time by gemv_panel_f32 and
+// multiplied by the float tile kernel of the linear family over A panels of MR rows ([k][MR]),
+// each micro-panel decoded once per output tile (tiles of up to 32 MR rows).
+constexpr int64_t kKC = 256;
+void gemv_tiled(const KernelTable& t, const GemvArgs& a) {
+  const GemmGeometry& g = t.gemm_geometry;
+  const int64_t mr = g.mr, nr = g.nr, k = a.k, panels = blocking::ceil_div(a.m, mr);
+  std::unique_ptr<float[]> ap(new float[static_cast<size_t>(panels * k * mr)]);
+  parallel_for(panels, [&](int64_t p) {
+    float* o = ap.get() + p * k * mr;
+    for (int64_t kk = 0; kk < k; ++kk)
+      for (int64_t r = 0; r < mr; ++r) {
+        const int64_t i = p * mr + r;
+        o[kk * mr + r] = i < a.m ? a.x[i * a.ldx + kk] : 0.0f;
+      }
+  });
+  const blocking::Tiling tl = blocking::tiling(g, a.m, a.rows);
+  parallel_for(tl.count, [&](int64_t tile) {
+    const int64_t i0 = (tile / tl.tn) * tl.mc, i1 = std::min<int64_t>(a.m, i0 + tl.mc);
+    const int64_t j0 = (tile % tl.tn) * tl.nc, j1 = std::min(a.rows, j0 + tl.nc);
+    std::vector<float> bf(static_cast<size_t>(kKC * nr));
+    for (int64_t p0 = 0; p0 < k; p0 += kKC) {
+      const int64_t kc = std::min(kKC, k - p0);
+      for (int64_t j = j0; j < j1; j += nr) {
+        const int n = static_cast<int>(std::min(nr, j1 - j));
+        t.gemv_panel_f32(a, j, n, p0, kc, nr, bf.data());
+        if (n < nr)  // columns past the tile: zero (the kernel reads NR of them)
+          for (int64_t kk = 0; kk < kc; ++kk)
+            std::fill(bf.data() + kk * nr + n, bf.data() + kk * nr + nr, 0.0f);
+        for (int64_t i = i0; i < i1; i += mr) {
+          const float* a_panel = ap.get() + (i / mr) * k * mr + p0 * mr;
+          t.linear_tile_f32(kc, a_panel, bf.data(), a.y + i * a.ldy + j, a.ldy,
+                            static_cast<int>(std::min(mr, i1 - i)), n, p0 > 0);
+        }
+      }
+    }
+    if (a.bias)
+      for (int64_t i = i0; i < i1; ++i)
+        for (int64_t j = j0; j < j1; ++j) a.y[i * a.ldy + j] += a.bias[j];
+  });
+}
+}  // namespace
+
 void gemv(const GemvArgs& a) {
   const KernelTable& k = active_table();
   if (a.m <= 0 || a.rows <= 0) return;
+  if (a.m > kGemvRows) return gemv_tiled(k, a);
   // a task: at least ~64 Ki codes (rows of k), so small layers stay on one thread
   const int64_t min_rows = std::max<int64_t>(1, kMinTask / std::max<int64_t>(a.k, 1));
   parallel_ranges(a.rows, 1, min_rows, [&](int64_t r0, int64_t r1) {

@@ -108,6 +108,11 @@ struct GemvArgs {
   FormatSpec f;
 };
 using GemvFn = void (*)(const GemvArgs& a);
+// The weights of gemv_f32 decoded for the float tile kernel (linear_tile_f32): out[k * ldo + c] =
+// value(code[r0 + c][k0 + k]) * s[(r0 + c) * s_stride + (k0 + k) / g] for c < nr (rows past
+// a.rows: 0) and k < kc.
+using GemvPanelFn = void (*)(const GemvArgs& a, int64_t r0, int nr, int64_t k0, int64_t kc,
+                             int64_t ldo, float* out);
 using EncodeFn = bool (*)(const float* x, int64_t n, const float* s, int64_t ss,
                           const FormatSpec& f, uint8_t* out);
 using DecodeFn = void (*)(const uint8_t* c, int64_t n, const float* s, int64_t ss,

@@ -375,6 +375,21 @@ LOWBIT_INLINE vf abs_f(vf v) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v)
 LOWBIT_INLINE vf and_f(vf a, vf b) { return _mm256_and_ps(a, b); }
 LOWBIT_INLINE vf or_f(vf a, vf b) { return _mm256_or_ps(a, b); }
 
+// 2 W fp8 codes as two float vectors (fp8_f's values, one widening for both).
+template <bool kE4M3>
+LOWBIT_INLINE void fp8x2_f(const uint8_t* p, vf& lo, vf& hi) {
+  const __m256i w = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  __m256i h;
+  if constexpr (kE4M3) {
+    const __m256i u = _mm256_slli_epi16(w, 7);
+    h = _mm256_add_epi16(u, _mm256_and_si256(u, _mm256_set1_epi16(0x4000)));
+  } else {
+    h = _mm256_slli_epi16(w, 8);
+  }
+  lo = _mm256_cvtph_ps(_mm256_castsi256_si128(h));
+  hi = _mm256_cvtph_ps(_mm256_extracti128_si256(h, 1));
+}
+
 }  // namespace
 }  // namespace avx2
 }  // namespace lowbit

@@ -306,6 +306,21 @@ LOWBIT_INLINE vf or_f(vf a, vf b) {
   return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(a), _mm512_castps_si512(b)));
 }
 
+// 2 W fp8 codes as two float vectors (fp8_f's values, one widening for both).
+template <bool kE4M3>
+LOWBIT_INLINE void fp8x2_f(const uint8_t* p, vf& lo, vf& hi) {
+  const __m512i w = _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  __m512i h;
+  if constexpr (kE4M3) {
+    const __m512i u = _mm512_slli_epi16(w, 7);
+    h = _mm512_add_epi16(u, _mm512_and_si512(u, _mm512_set1_epi16(0x4000)));
+  } else {
+    h = _mm512_slli_epi16(w, 8);
+  }
+  lo = _mm512_cvtph_ps(_mm512_castsi512_si256(h));
+  hi = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(h, 1));
+}
+
 }  // namespace
 }  // namespace avx512
 }  // namespace lowbit

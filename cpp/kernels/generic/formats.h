@@ -15,6 +15,7 @@
 //   fma_f(a, b, c)      a * b + c, one rounding;  hsum_f(v)  the sum of the lanes
 //   load_u8_i(p) load_nib_i(p)   W codes as int32 lanes, from W bytes / W / 2 bytes of nibbles
 //   fp8_f<kE4M3>(p)     W fp8 codes (bytes) as floats: e5m2 values, e4m3 values times 2^-8
+//   fp8x2_f<kE4M3>(p, lo, hi)   the same for 2 W codes
 //   abs_f and_f or_f    |v|, bitwise and / or of float vectors
 
 // ---------------------------------------------------------------------------------------------
@@ -356,6 +357,20 @@ void gemv_rows(const GemvArgs& a, int64_t r0, int64_t r1) {
       for (int q = 0; q < kR; ++q)
         for (int i = 0; i < kM; ++i) acc[q][i] = zero_f();
       int64_t kk = k0;
+      if constexpr (kMode >= 2) {  // fp8: 2 W codes a step, one widening
+        for (; kk + 2 * W <= k1 && kk + 2 * W <= kfull; kk += 2 * W) {
+          vf x0[kM], x1[kM];
+          for (int i = 0; i < kM; ++i) {
+            x0[i] = load_f(a.x + i * a.ldx + kk);
+            x1[i] = load_f(a.x + i * a.ldx + kk + W);
+          }
+          for (int q = 0; q < kR; ++q) {
+            vf v0, v1;
+            fp8x2_f<kMode == 3>(w[q] + kk, v0, v1);
+            for (int i = 0; i < kM; ++i) acc[q][i] = fma_f(v1, x1[i], fma_f(v0, x0[i], acc[q][i]));
+          }
+        }
+      }
       for (; kk + W <= k1 && kk < kfull; kk += W) {
         vf xv[kM];
         for (int i = 0; i < kM; ++i) xv[i] = load_f(a.x + i * a.ldx + kk);
@@ -507,4 +522,66 @@ void gemv_f32(const GemvArgs& a) {
     return a.f.bias == 7 ? gemv_mode<8, 3, true>(a) : gemv_mode<8, 2, true>(a);
   if (a.f.ntable == 16) return shared ? gemv_mode<8, 0, true>(a) : gemv_mode<8, 0, false>(a);
   return shared ? gemv_mode<8, 1, true>(a) : gemv_mode<8, 1, false>(a);
+}
+
+// gemv_panel_f32: each row's codes decoded W at a time by the gemv decoders and scaled (the
+// drivers' groups are multiples of 32, so W codes share a scale), then written down the panel's
+// column.
+template <int kBits, int kMode, bool kShared>
+void panel_rows(const GemvArgs& a, int64_t r0, int nr, int64_t k0, int64_t kc, int64_t ldo,
+                float* out) {
+  const int64_t g = a.g >= a.k ? a.k : a.g;
+  alignas(64) float buf[W];
+  GemvDecoder dec;
+  dec.init(a, 0);
+  for (int c = 0; c < nr; ++c) {
+    const int64_t r = r0 + c;
+    if (r >= a.rows) {
+      for (int64_t kk = 0; kk < kc; ++kk) out[kk * ldo + c] = 0.0f;
+      continue;
+    }
+    if (!kShared) dec.init(a, r);
+    const uint8_t* w = a.w + r * a.ldw;
+    const float scale_e4m3 = kMode == 3 ? 256.0f : 1.0f;  // fp8_f's e4m3 values are times 2^-8
+    for (int64_t kk = 0; kk < kc; kk += W) {
+      const int64_t k = k0 + kk, left = kc - kk < W ? kc - kk : W;
+      uint8_t cb[64] = {};
+      const int64_t nbytes = kBits == 4 ? (left + 1) / 2 : left;
+      std::memcpy(cb, w + (kBits == 4 ? k / 2 : k), static_cast<size_t>(nbytes));
+      vf v;
+      if constexpr (kMode >= 2)
+        v = mul_f(fp8_f<kMode == 3>(cb), set1_f(scale_e4m3));
+      else
+        v = dec.template at<kMode>(kBits == 4 ? load_nib_i(cb) : load_u8_i(cb));
+      // groups are multiples of W (or one): one scale for the W codes
+      store_f(buf, mul_f(v, set1_f(a.s[r * a.s_stride + k / g])));
+      for (int64_t j = 0; j < left; ++j) out[(kk + j) * ldo + c] = buf[j];
+    }
+  }
+}
+
+void gemv_panel_f32(const GemvArgs& a, int64_t r0, int nr, int64_t k0, int64_t kc, int64_t ldo,
+                    float* out) {
+  const bool shared = a.f.table_stride == 0;
+  if (a.code_bits == 4) {
+    if (shared)
+      panel_rows<4, 0, true>(a, r0, nr, k0, kc, ldo, out);
+    else
+      panel_rows<4, 0, false>(a, r0, nr, k0, kc, ldo, out);
+  } else if (a.f.kind == 0) {
+    if (a.f.bias == 7)
+      panel_rows<8, 3, true>(a, r0, nr, k0, kc, ldo, out);
+    else
+      panel_rows<8, 2, true>(a, r0, nr, k0, kc, ldo, out);
+  } else if (a.f.ntable == 16) {
+    if (shared)
+      panel_rows<8, 0, true>(a, r0, nr, k0, kc, ldo, out);
+    else
+      panel_rows<8, 0, false>(a, r0, nr, k0, kc, ldo, out);
+  } else {
+    if (shared)
+      panel_rows<8, 1, true>(a, r0, nr, k0, kc, ldo, out);
+    else
+      panel_rows<8, 1, false>(a, r0, nr, k0, kc, ldo, out);
+  }
 }

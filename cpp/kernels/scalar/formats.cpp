@@ -140,6 +140,24 @@ void gemv_f32(const GemvArgs& a) {
   }
 }
 
+void gemv_panel_f32(const GemvArgs& a, int64_t r0, int nr, int64_t k0, int64_t kc, int64_t ldo,
+                    float* out) {
+  const int64_t g = a.g >= a.k ? a.k : a.g;
+  for (int c = 0; c < nr; ++c) {
+    const int64_t r = r0 + c;
+    for (int64_t kk = 0; kk < kc; ++kk) {
+      float v = 0.0f;
+      if (r < a.rows) {
+        const int64_t k = k0 + kk;
+        const uint8_t* w = a.w + r * a.ldw;
+        const uint32_t code = a.code_bits == 4 ? (w[k / 2] >> (4 * (k & 1))) & 15u : w[k];
+        v = gemv_value(a, r, code) * a.s[r * a.s_stride + k / g];
+      }
+      out[kk * ldo + c] = v;
+    }
+  }
+}
+
 }  // namespace
 
 void fill_formats(KernelTable& t) {

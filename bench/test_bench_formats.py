@@ -103,3 +103,57 @@ def test_format(benchmark, describe, lowbit_env, name, kind, impl):
     if benchmark.stats is not None:
         benchmark.extra_info["io_gbps"] = 4 * N / benchmark.stats.stats.median / 1e9
     _same(got, _ref(name, kind))
+
+
+# --- weight-only linear on the formats (issue 11, item 5) ----------------------------------------
+
+LINEAR = {
+    "numpy-f32": None,
+    "int8 weight-only": {"dtype": "int8", "axis": 0},
+    "int4 g128 weight-only": {"dtype": "int4", "axis": 1, "group_size": 128},
+    "fp8_e4m3": {"dtype": "fp8_e4m3", "axis": 0},
+    "fp8_e5m2": {"dtype": "fp8_e5m2", "axis": 0},
+    "nf4 g64": {"dtype": "nf4", "axis": 1, "group_size": 64},
+    "fp4_e2m1 g32": {"dtype": "fp4_e2m1", "axis": 1, "group_size": 32},
+    "mxfp4": {"dtype": "mxfp4_e2m1", "axis": 1},
+    "codebook4 per row": {"dtype": "codebook4", "axis": 0},
+}
+
+
+@functools.lru_cache(maxsize=None)
+def _linear_operands(name):
+    rng = np.random.default_rng(1)
+    w = rng.standard_normal((4096, 4096), dtype=np.float32)
+    kw = LINEAR[name]
+    return w if kw is None else lb.QTensor.quantize(w, **kw)
+
+
+@pytest.mark.parametrize("isa", [i for i in lb.available_isas() if i != "scalar"] or ["scalar"])
+@pytest.mark.parametrize("batch", [1, 128])
+@pytest.mark.parametrize("name", list(LINEAR))
+def test_linear_weight_only(benchmark, lowbit_env, name, batch, isa):
+    """4096 -> 4096 weight-only ``lb.linear`` (1 thread) beside lowbit's int8/int4 weight-only
+    and NumPy's float32 ``x @ W.T`` (``extra_info["x_int4"]``, ``["x_int8"]``, ``["x_numpy"]``:
+    their median time over this one; > 1 is faster)."""
+    if name == "numpy-f32" and isa != lb.available_isas()[-1]:
+        pytest.skip("NumPy once")
+    w = _linear_operands(name)
+    x = np.random.default_rng(2).standard_normal((batch, 4096), dtype=np.float32)
+    benchmark.group = f"linear-weight-only-4096x4096-b{batch}-{isa}"
+    benchmark.extra_info.update(impl=name, isa=isa, batch=batch, threads=1)
+    with lowbit_env(isa, 1):
+        fn = (lambda: x @ w.T) if LINEAR[name] is None else (
+            lambda: lb.linear(x, w, act_dtype=None))
+        benchmark(fn)
+    if benchmark.stats is not None:
+        med = benchmark.stats.stats.median
+        _LINEAR_MED[(name, batch, isa)] = med
+        for key, base in (("x_int4", "int4 g128 weight-only"), ("x_int8", "int8 weight-only"),
+                          ("x_numpy", "numpy-f32")):
+            other = _LINEAR_MED.get((base, batch, isa)) or _LINEAR_MED.get(
+                (base, batch, lb.available_isas()[-1]))
+            if other:
+                benchmark.extra_info[key] = other / med
+
+
+_LINEAR_MED: dict = {}

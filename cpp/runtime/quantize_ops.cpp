@@ -291,7 +291,8 @@ void gemv_tiled(const KernelTable& t, const GemvArgs& a) {
 void gemv(const GemvArgs& a) {
   const KernelTable& k = active_table();
   if (a.m <= 0 || a.rows <= 0) return;
-  if (a.m > kGemvRows) return gemv_tiled(k, a);
+  // many rows, or groups the row kernels cannot step through (not multiples of 32): tiles
+  if (a.m > kGemvRows || (a.g < a.k && a.g % 32 != 0)) return gemv_tiled(k, a);
   // a task: at least ~64 Ki codes (rows of k), so small layers stay on one thread
   const int64_t min_rows = std::max<int64_t>(1, kMinTask / std::max<int64_t>(a.k, 1));
   parallel_ranges(a.rows, 1, min_rows, [&](int64_t r0, int64_t r1) {

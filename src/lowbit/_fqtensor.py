@@ -175,17 +175,16 @@ class FormatTensor(QTensorBase):
         n, k = self._shape
         if self._dtype in CODEBOOK_NAMES:
             lv = self._levels
-            if lv is None or lv.shape[-1] > 16 or not self.packed:
+            if lv is None:
                 return None
-            table = np.zeros((n, 16), _F32)
+            size = 16 if lv.shape[-1] <= 16 else 256
+            table = np.zeros((n, size), _F32)
             table[:, :lv.shape[-1]] = lv
-            fmt = (1, 0, 0, 0, lv.shape[-1] - 1, 0, 16, 16)
-            return (self._data, 4, np.ones((n, 1), _F32), k,
+            fmt = (1, 0, 0, 0, lv.shape[-1] - 1, 0, size, size)
+            return (self._data, 4 if self.packed else 8, np.ones((n, 1), _F32), k,
                     (fmt, 0.0, np.zeros(lv.shape[-1] - 1, _F32), table))
-        name = self._dtype if self._dtype in FORMATS else _formats.MX_DTYPES[self._dtype].element
-        if name is None or self._scale is None:  # mxint8
+        if self._scale is None:
             return None
-        fmt: Format = FORMATS[name]
         if self._axis is None:
             s, g = np.broadcast_to(self._scale.reshape(1, 1), (n, 1)), k
         elif self._axis == 0 and self._group is None:
@@ -194,11 +193,17 @@ class FormatTensor(QTensorBase):
             s, g = self._scale.reshape(n, -1), self._group
         else:
             return None
-        if g < k and g % 32:
-            return None
+        s = np.ascontiguousarray(s, _F32)
+        if self._dtype == "mxint8":  # int8 codes, value code / 64 * X: a 256-entry table
+            table = np.arange(256, dtype=np.uint8).view(np.int8).astype(_F32)
+            fmt8 = (1, 0, 0, 0, 1, 0, 256, 0)
+            return (self._data.view(np.uint8), 8, np.ascontiguousarray(s / _F32(64)), g,
+                    (fmt8, 0.0, np.zeros(1, _F32), table))
+        name = self._dtype if self._dtype in FORMATS else _formats.MX_DTYPES[self._dtype].element
+        fmt: Format = FORMATS[name]
         if fmt.bits == 4 and not self.packed:
             return None
-        return (self._data, fmt.bits, np.ascontiguousarray(s, _F32), g, kernel_args(fmt))
+        return (self._data, fmt.bits, s, g, kernel_args(fmt))
 
     # ------------------------------------------------------------------------------ files
 
@@ -247,11 +252,10 @@ def linear_weight_only(x2: np.ndarray, w: FormatTensor, bias: Optional[np.ndarra
     if m == 0 or n == 0:
         return out
     ops = w._gemv_operands()
-    if ops is None:  # layouts the kernel does not take (mxint8, groups not a multiple of 32)
-        out[:] = x2 @ w.dequantize().T
-        if bias is not None:
-            out += bias
-        return out
+    if ops is None:
+        raise ValueError(f"w_q must be quantized per output channel (axis=0), in groups along "
+                         f"in (axis=1, group_size=g; MX blocks along axis=1) or per tensor; got "
+                         f"dtype {w.dtype!r}, axis={w.axis}, group_size={w.group_size}")
     codes, bits, s, g, fargs = ops
     fmt, maxval, thr, table = fargs
     _core.gemv(np.ascontiguousarray(x2), codes, bits, s, s.shape[1], g, fmt, maxval, thr, table,

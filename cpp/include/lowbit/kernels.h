@@ -90,8 +90,8 @@ struct FormatSpec {
 // lb.linear for weights in a format (row r of W holds `code_bits`-bit codes, 4-bit packed two a
 // byte low nibble first, rows ldw bytes apart). value: the spec's table (16 entries: per row
 // when table_stride; 256: gathered), or for fp8 (kind 0, code_bits 8) the format's bits decoded
-// arithmetically. Groups of g (g a multiple of the vector width, or g >= k); float
-// accumulation, not bit-exact (lb.linear's weight-only tolerance).
+// arithmetically. Groups of g (a multiple of 32, or g >= k; the driver takes any other g to the
+// tiled path); float accumulation, not bit-exact (lb.linear's weight-only tolerance).
 struct GemvArgs {
   const float* x = nullptr;
   int64_t ldx = 0;

@@ -524,9 +524,9 @@ void gemv_f32(const GemvArgs& a) {
   return shared ? gemv_mode<8, 1, true>(a) : gemv_mode<8, 1, false>(a);
 }
 
-// gemv_panel_f32: each row's codes decoded W at a time by the gemv decoders and scaled (the
-// drivers' groups are multiples of 32, so W codes share a scale), then written down the panel's
-// column.
+// gemv_panel_f32: each row's codes decoded W at a time by the gemv decoders and scaled (W codes
+// share a scale when groups are multiples of W; else a scale an element), then written down the
+// panel's column.
 template <int kBits, int kMode, bool kShared>
 void panel_rows(const GemvArgs& a, int64_t r0, int nr, int64_t k0, int64_t kc, int64_t ldo,
                 float* out) {
@@ -553,9 +553,14 @@ void panel_rows(const GemvArgs& a, int64_t r0, int nr, int64_t k0, int64_t kc, i
         v = mul_f(fp8_f<kMode == 3>(cb), set1_f(scale_e4m3));
       else
         v = dec.template at<kMode>(kBits == 4 ? load_nib_i(cb) : load_u8_i(cb));
-      // groups are multiples of W (or one): one scale for the W codes
-      store_f(buf, mul_f(v, set1_f(a.s[r * a.s_stride + k / g])));
-      for (int64_t j = 0; j < left; ++j) out[(kk + j) * ldo + c] = buf[j];
+      if (g % W == 0 && k0 % W == 0) {  // one scale for the W codes
+        store_f(buf, mul_f(v, set1_f(a.s[r * a.s_stride + k / g])));
+        for (int64_t j = 0; j < left; ++j) out[(kk + j) * ldo + c] = buf[j];
+      } else {  // any other group size: a scale an element
+        store_f(buf, v);
+        for (int64_t j = 0; j < left; ++j)
+          out[(kk + j) * ldo + c] = buf[j] * a.s[r * a.s_stride + (k + j) / g];
+      }
     }
   }
 }

@@ -17,6 +17,7 @@ from ._linear import linear
 from ._observer import Observer
 from ._mx import dequantize_mx, quantize_mx
 from ._codebook import dequantize_codebook, fit_codebook, quantize_codebook
+from ._safetensors import load_safetensors, save_safetensors
 from . import mixed, qat, reference
 
 __version__ = "0.1.0"
@@ -27,6 +28,7 @@ __all__ = [
     "matmul_int", "matmul_int4", "pack_matrix", "PackedMatrix",
     "QTensor", "load", "linear", "Observer", "mixed", "qat",
     "quantize_mx", "dequantize_mx", "fit_codebook", "quantize_codebook", "dequantize_codebook",
+    "save_safetensors", "load_safetensors",
     "available_isas", "set_isa", "cpu_info", "set_num_threads", "get_num_threads",
     "reference",
 ]

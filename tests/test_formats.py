@@ -294,6 +294,9 @@ def test_format_qtensor_linear_and_files(isa, rng, dtype, kw, tmp_path):
         tol = 1e-5 * (np.linalg.norm(x[:m], axis=1)[:, None] * np.linalg.norm(wd, axis=1)
                       + np.abs(b)) + 301 * 2.0 ** -149
         assert (np.abs(y - want) <= tol).all()
+        assert (np.abs(y - lbr.linear(x[:m], q, b, act_dtype=None)) <= tol).all()
+    with pytest.raises(ValueError, match="weight-only"):
+        lbr.linear(x, q, b)
     with pytest.raises(ValueError, match="weight-only"):
         lb.linear(x, q, b)
     q.save(tmp_path / "w.npz")

@@ -57,6 +57,21 @@ def _cases(rng):
         ("unpack_int4 rows", lambda m: m.unpack_int4(np.arange(256, dtype=np.uint8), n=511)),
         ("unpack_int4 columns", lambda m: m.unpack_int4(
             np.arange(256, dtype=np.uint8).reshape(16, 16), signed=False, axis=0)),
+        # the formats family
+        ("quantize fp8_e4m3", lambda m: m.quantize(x, s_axis, dtype="fp8_e4m3", axis=1)),
+        ("quantize fp4_e2m1 packed", lambda m: m.quantize(x, 2.0, dtype="fp4_e2m1",
+                                                          packed=True)),
+        ("quantize nf4 per-group", lambda m: m.quantize(x, s_group * 40, dtype="nf4", axis=1,
+                                                        group_size=128)),
+        ("dequantize fp8_e5m2", lambda m: m.dequantize(q4.view(np.uint8), 0.5,
+                                                       dtype="fp8_e5m2")),
+        ("quantize_mx mxfp4", lambda m: m.quantize_mx(x[:, 6:], "mxfp4_e2m1", packed=True)[0]),
+        ("dequantize_mx mxfp8", lambda m: m.dequantize_mx(
+            q4.view(np.uint8)[:, :300], np.full((37, 10), 120, np.uint8), "mxfp8_e4m3")),
+        ("quantize_codebook 3-bit", lambda m: m.quantize_codebook(
+            x[:, 6:], np.linspace(-50, 50, 8, dtype=np.float32))),
+        ("dequantize_codebook 8-bit", lambda m: m.dequantize_codebook(
+            q4.view(np.uint8), np.linspace(-1, 1, 256, dtype=np.float32))),
     ]
 
 

@@ -103,3 +103,25 @@ def group_slices(k: int, g: int):
     """The K-ranges of the weight groups, ascending: [0, g), [g, 2g), ..., the last may be
     short."""
     return [slice(j, min(j + g, k)) for j in range(0, k, g)]
+
+
+def format_linear_spec(x, w_q, bias, act_dtype, act_scale, act_zero_point):
+    """The checks of ``linear`` on a weight in a float / non-uniform format (weight-only only):
+    ``(x as (M, in) float32, bias or None, output shape)``."""
+    if act_dtype is not None or act_scale is not None or act_zero_point is not None:
+        raise ValueError(f"act_dtype={act_dtype!r}: a weight in the {w_q.dtype!r} format runs "
+                         f"weight-only (act_dtype=None); integer activations need an integer "
+                         f"QTensor (int8, uint8, int4, uint4)")
+    if w_q.ndim != 2:
+        raise ValueError(f"w_q must have shape (out, in), got shape {w_q.shape}")
+    n, k = w_q.shape
+    xf = _checks.float_array(x, "x")
+    if np.ndim(x) == 0 or xf.shape[-1] != k:
+        raise ValueError(f"x has shape {np.shape(x)}; its last dimension must equal "
+                         f"w_q.shape[1] = {k} (the input features)")
+    b = None
+    if bias is not None:
+        b = _checks.float_array(bias, "bias")
+        if b.shape != (n,):
+            raise ValueError(f"bias has shape {b.shape}; expected ({n},)")
+    return xf.reshape(-1, k), b, xf.shape[:-1] + (n,)

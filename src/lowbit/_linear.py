@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, NamedTuple, Optional, Union
 import numpy as np
 
 from . import _checks, _core, _gemm
-from ._checks_linear import linear_spec
+from ._checks_linear import format_linear_spec, linear_spec
 from ._typing import ArrayLike, FloatArray, Scale, ZeroPoint
 
 if TYPE_CHECKING:
@@ -101,24 +101,8 @@ def linear(x: ArrayLike, w_q: "Union[QTensor, FormatTensor]", bias: Optional[Arr
 def _linear_format(x, w_q, bias, act_dtype, act_scale, act_zero_point) -> np.ndarray:
     """Weight-only linear for a weight in a float / non-uniform format."""
     from ._fqtensor import linear_weight_only
-    if act_dtype is not None or act_scale is not None or act_zero_point is not None:
-        raise ValueError(f"act_dtype={act_dtype!r}: a weight in the {w_q.dtype!r} format runs "
-                         f"weight-only (act_dtype=None); integer activations need an integer "
-                         f"QTensor (int8, uint8, int4, uint4)")
-    if w_q.ndim != 2:
-        raise ValueError(f"w_q must have shape (out, in), got shape {w_q.shape}")
-    n, k = w_q.shape
-    xf = _checks.float_array(x, "x")
-    if np.ndim(x) == 0 or xf.shape[-1] != k:
-        raise ValueError(f"x has shape {np.shape(x)}; its last dimension must equal "
-                         f"w_q.shape[1] = {k} (the input features)")
-    b = None
-    if bias is not None:
-        b = _checks.float_array(bias, "bias")
-        if b.shape != (n,):
-            raise ValueError(f"bias has shape {b.shape}; expected ({n},)")
-    y = linear_weight_only(xf.reshape(-1, k), w_q, b)
-    return y.reshape(xf.shape[:-1] + (n,))
+    x2, b, out_shape = format_linear_spec(x, w_q, bias, act_dtype, act_scale, act_zero_point)
+    return linear_weight_only(x2, w_q, b).reshape(out_shape)
 
 
 def _linear_2d(spec) -> np.ndarray:

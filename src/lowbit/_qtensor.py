@@ -139,7 +139,14 @@ class QTensor(QTensorBase):
         ----------
         w : array_like of float
             The tensor, at least one dimension, finite values.
-        dtype : {"int8", "uint8", "int4", "uint4"}
+        dtype : str
+            ``"int8"``, ``"uint8"``, ``"int4"``, ``"uint4"``; or a floating-point / non-uniform
+            format: ``"fp8_e4m3"``, ``"fp8_e5m2"``, ``"fp4_e2m1"``, ``"nf4"``, the MX formats
+            ``"mxfp8_e4m3"``, ``"mxfp8_e5m2"``, ``"mxfp4_e2m1"``, ``"mxint8"`` (blocks of 32
+            along ``axis``, default the last), or ``"codebook2"`` .. ``"codebook8"`` (a k-means
+            codebook per row of a 2-D weight). The formats return a ``FormatTensor`` (codes,
+            scales or codebooks, ``nbytes``, ``dequantize()``, ``save()``), which ``lb.linear``
+            runs weight-only (``act_dtype=None``).
         axis, group_size : int, optional
             Granularity. For ``lb.linear`` weights of shape ``(out, in)``: ``axis=0``
             (per output channel) or ``axis=1, group_size=g`` (groups of ``g`` along ``in``).

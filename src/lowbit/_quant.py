@@ -28,8 +28,12 @@ def quantize(x: ArrayLike, scale: Scale, zero_point: ZeroPoint = None, *,
         Finite and positive. A :class:`QParams` supplies zero point, dtype, axis and group.
     zero_point : int or array_like of int, optional
         Shaped like ``scale``, values in the range of ``dtype``. ``None`` means 0.
-    dtype : {"int8", "uint8", "int4", "uint4"}
+    dtype : {"int8", "uint8", "int4", "uint4", "fp8_e4m3", "fp8_e5m2", "fp4_e2m1", "nf4"}
         Quantized type. 4-bit values are stored one a byte (int8 / uint8) unless ``packed``.
+        The floating-point and NormalFloat formats give ``np.uint8`` codes (the format's bits;
+        nf4: the level's index), need ``zero_point=None`` and follow docs/api.md's
+        "Floating-point and non-uniform formats" (``c = clip(x / scale, -M, M)`` rounded to the
+        format's nearest value, ties to even; nf4 by thresholds between its levels).
     axis, group_size : int, optional
         Granularity of the scales, see above.
     out : ndarray, optional
@@ -97,9 +101,12 @@ def dequantize(q: ArrayLike, scale: Scale, zero_point: ZeroPoint = None, *, axis
     out : ndarray of float32, optional
         Destination, checked before anything is written.
     packed : {None, "int4", "uint4"}
-        ``q`` is packed 4-bit data of this type.
+        ``q`` is packed 4-bit data of this type (with a format ``dtype``: True or False).
     n : int, optional
         With ``packed``: the unpacked length of the last axis (default ``2 * q.shape[-1]``).
+    dtype : {None, "fp8_e4m3", "fp8_e5m2", "fp4_e2m1", "nf4"}
+        ``q`` holds codes of this format (``np.uint8``): the result is
+        ``float32(value(code)) * scale``; no zero point. None: integer ``q``.
 
     Returns
     -------
@@ -289,7 +296,8 @@ def calibrate(x: ArrayLike, dtype: DTypeName = "int8", *, symmetric: bool = True
     ----------
     x : array_like of float
         Finite values (NaN or infinity raise ValueError).
-    dtype : {"int8", "uint8", "int4", "uint4"}
+    dtype : {"int8", "uint8", "int4", "uint4", "fp8_e4m3", "fp8_e5m2", "fp4_e2m1", "nf4"}
+        For a format: ``scale = absmax / float32(M)`` (M = 448, 57344, 6, 1), symmetric only.
     symmetric : bool
         Symmetric: ``scale = absmax / qmax_sym`` (127 or 7), zero point 0 (signed) or the
         middle of the range (uint8: 128, uint4: 8). Asymmetric: ONNX DynamicQuantizeLinear,

@@ -31,8 +31,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _calib, _checks
-from ._checks_linear import group_slices, linear_spec
+from . import _calib, _checks, _formats
+from ._bases import QTensorBase
+from ._checks_linear import format_linear_spec, group_slices, linear_spec
 from ._reference_quant import dequantize, quantize, unpack_int4
 
 __all__ = ["linear", "dynamic_act_qparams", "WEIGHT_ONLY_RTOL"]
@@ -75,8 +76,37 @@ def dynamic_act_qparams(x2, act_dtype):
     return scale.astype(_F32), zp.astype(np.int32)
 
 
+def _format_values(w):
+    """The float32 values of a weight in a float / non-uniform format (a FormatTensor), by
+    the oracle of lowbit._formats."""
+    n = w.shape[-1]
+    packed = w.data.shape != tuple(w.shape)
+    if w.dtype in _formats.MX_DTYPES:
+        a = w.axis
+        return _formats.dequantize_mx(w.data, w.exps, w.dtype, axis=a, packed=packed,
+                                      n=w.shape[a] if packed else None)
+    if w.levels is not None:
+        return _formats.dequantize_codebook(w.data, w.levels, axis=0, packed=packed,
+                                            n=n if packed else None)
+    return dequantize(w.data, w.scale, axis=w.axis, group_size=w.group_size, dtype=w.dtype,
+                      packed=packed, n=n if packed else None)
+
+
+def _linear_format(x, w, bias, act_dtype, act_scale, act_zero_point):
+    """Weight-only ``x @ W.T + bias`` for a format weight: float64 products of the decoded
+    values, rounded to float32 (the compiled kernels agree within the weight-only
+    tolerance)."""
+    x2, b, out_shape = format_linear_spec(x, w, bias, act_dtype, act_scale, act_zero_point)
+    y = (x2.astype(np.float64) @ _format_values(w).astype(np.float64).T).astype(_F32)
+    if b is not None:
+        y = y + b
+    return y.reshape(out_shape)
+
+
 def linear(x, w_q, bias=None, *, act_dtype="int8", act_scale=None, act_zero_point=None):
     """Reference of :func:`lowbit.linear`: ``x @ W.T + bias`` in the float order above."""
+    if isinstance(w_q, QTensorBase) and w_q.zero_point is None:  # a float / non-uniform format
+        return _linear_format(x, w_q, bias, act_dtype, act_scale, act_zero_point)
     spec = linear_spec(x, w_q, bias, act_dtype, act_scale, act_zero_point)
     x2, w = spec.x2, spec.w
     m = x2.shape[0]

@@ -310,42 +310,50 @@ void decode_p4_f32(const uint8_t* c, int64_t n, const float* s, int64_t ss, cons
 struct GemvDecoder {
   Lut16 lut;
   const float* table;
-  vi lo7, sign;
-  vf unbias;
-  int sh;
   LOWBIT_INLINE void init(const GemvArgs& a, int64_t r) {
-    const FormatSpec& f = a.f;
-    table = f.table + r * f.table_stride;
-    const bool fp8 = f.kind == 0 && a.code_bits == 8;
+    table = a.f.table + r * a.f.table_stride;
     lut = load_lut16(table);
-    lo7 = set1_i(0x7F);
-    sign = set1_i(0x80);
-    sh = 23 - f.mbits;
-    const uint32_t b = static_cast<uint32_t>(127 - f.bias + 127) << 23;  // 2^(127 - bias)
-    float u;
-    std::memcpy(&u, &b, 4);
-    unbias = set1_f(fp8 ? u : 1.0f);
   }
-  template <int kMode>
+  template <int kMode>  // 0: the 16-entry register table, 1: gathered from 256 entries
   LOWBIT_INLINE vf at(vi c) const {
+    static_assert(kMode == 0 || kMode == 1, "fp8 codes go through fp8_f");
     if constexpr (kMode == 0) return lut16_f(lut, c);
-    if constexpr (kMode == 1) return gather_f(table, c);
-    const vi bits = or_i(sll_i(and_i(c, lo7), sh), sll_i(and_i(c, sign), 24));
-    return mul_f(float_i(bits), unbias);  // exact: a power of two times a format value
+    return gather_f(table, c);
   }
 };
 
-// kR rows of W at once (independent accumulators hide the FMA latency, one x load serves kR
-// rows), kM activation rows.
-template <int kBits, int kMode, bool kShared, int kM, int kR>
+// The end of group j for kR rows of W: its sums, scaled (times `factor`, an exact power of two),
+// into the running totals.
+template <int kR, int kM>
+LOWBIT_INLINE void gemv_scale_group(const GemvArgs& a, int64_t r, int64_t j, float factor,
+                                    const vf (&acc)[kR][kM], vf (&tot)[kR][kM]) {
+  for (int q = 0; q < kR; ++q) {
+    const vf sj = set1_f(a.s[(r + q) * a.s_stride + j] * factor);
+    for (int i = 0; i < kM; ++i) tot[q][i] = fma_f(acc[q][i], sj, tot[q][i]);
+  }
+}
+
+// y for kR rows of W: each total summed across lanes, plus the bias.
+template <int kR, int kM>
+LOWBIT_INLINE void gemv_store_rows(const GemvArgs& a, int64_t r, const vf (&tot)[kR][kM]) {
+  for (int q = 0; q < kR; ++q)
+    for (int i = 0; i < kM; ++i) {
+      const float y = hsum_f(tot[q][i]);
+      a.y[i * a.ldy + r + q] = a.bias ? y + a.bias[r + q] : y;
+    }
+}
+
+// 8-bit codes, kR rows of W at once (independent accumulators hide the FMA latency, one x load
+// serves kR rows), kM activation rows. kMode: 0 / 1 the decoder's tables, 2 / 3 fp8 e5m2 / e4m3.
+template <int kMode, bool kShared, int kM, int kR>
 void gemv_rows(const GemvArgs& a, int64_t r0, int64_t r1) {
   const int64_t g = a.g >= a.k ? a.k : a.g;
   const int64_t ngroups = a.k ? (a.k + g - 1) / g : 0;
   const int64_t kfull = a.k - a.k % W;  // whole vectors
-  constexpr bool shared = kShared;
   for (int64_t r = r0; r + kR <= r1; r += kR) {
     GemvDecoder dec[kR];
-    for (int q = 0; q < (shared ? 1 : kR); ++q) dec[q].init(a, r + q);
+    if constexpr (kMode < 2)
+      for (int q = 0; q < (kShared ? 1 : kR); ++q) dec[q].init(a, r + q);
     const uint8_t* w[kR];
     for (int q = 0; q < kR; ++q) w[q] = a.w + (r + q) * a.ldw;
     vf tot[kR][kM];
@@ -375,13 +383,11 @@ void gemv_rows(const GemvArgs& a, int64_t r0, int64_t r1) {
         vf xv[kM];
         for (int i = 0; i < kM; ++i) xv[i] = load_f(a.x + i * a.ldx + kk);
         for (int q = 0; q < kR; ++q) {
-          const GemvDecoder& d = dec[shared ? 0 : q];
           vf v;
           if constexpr (kMode >= 2)
             v = fp8_f<kMode == 3>(w[q] + kk);
           else
-            v = d.template at<kMode>(kBits == 4 ? load_nib_i(w[q] + kk / 2)
-                                                : load_u8_i(w[q] + kk));
+            v = dec[kShared ? 0 : q].template at<kMode>(load_u8_i(w[q] + kk));
           for (int i = 0; i < kM; ++i) acc[q][i] = fma_f(v, xv[i], acc[q][i]);
         }
       }
@@ -392,28 +398,19 @@ void gemv_rows(const GemvArgs& a, int64_t r0, int64_t r1) {
         for (int i = 0; i < kM; ++i) xv[i] = load_f(a.x + i * a.ldx + kk, t);
         for (int q = 0; q < kR; ++q) {
           uint8_t buf[64] = {};
-          std::memcpy(buf, w[q] + (kBits == 4 ? kk / 2 : kk),
-                      static_cast<size_t>(kBits == 4 ? (left + 1) / 2 : left));
+          std::memcpy(buf, w[q] + kk, static_cast<size_t>(left));
           vf v;
           if constexpr (kMode >= 2)
             v = fp8_f<kMode == 3>(buf);
           else
-            v = dec[shared ? 0 : q].template at<kMode>(kBits == 4 ? load_nib_i(buf)
-                                                                  : load_u8_i(buf));
+            v = dec[kShared ? 0 : q].template at<kMode>(load_u8_i(buf));
           for (int i = 0; i < kM; ++i) acc[q][i] = fma_f(v, xv[i], acc[q][i]);
         }
       }
-      for (int q = 0; q < kR; ++q) {
-        // e4m3 values came times 2^-8 (fp8_f): the exact power of two goes into the scale
-        const vf sj = set1_f(a.s[(r + q) * a.s_stride + j] * (kMode == 3 ? 256.0f : 1.0f));
-        for (int i = 0; i < kM; ++i) tot[q][i] = fma_f(acc[q][i], sj, tot[q][i]);
-      }
+      // e4m3 values came times 2^-8 (fp8_f): the exact power of two goes into the scale
+      gemv_scale_group<kR, kM>(a, r, j, kMode == 3 ? 256.0f : 1.0f, acc, tot);
     }
-    for (int q = 0; q < kR; ++q)
-      for (int i = 0; i < kM; ++i) {
-        const float y = hsum_f(tot[q][i]);
-        a.y[i * a.ldy + r + q] = a.bias ? y + a.bias[r + q] : y;
-      }
+    gemv_store_rows<kR, kM>(a, r, tot);
   }
 }
 
@@ -460,16 +457,9 @@ void gemv4_rows(const GemvArgs& a, const float* xs, int64_t kh, int64_t r0, int6
           for (int i = 0; i < kM; ++i) acc[q][i] = fma_f(hi, xo[i], fma_f(lo, xe[i], acc[q][i]));
         }
       }
-      for (int q = 0; q < kR; ++q) {
-        const vf sj = set1_f(a.s[(r + q) * a.s_stride + j]);
-        for (int i = 0; i < kM; ++i) tot[q][i] = fma_f(acc[q][i], sj, tot[q][i]);
-      }
+      gemv_scale_group<kR, kM>(a, r, j, 1.0f, acc, tot);
     }
-    for (int q = 0; q < kR; ++q)
-      for (int i = 0; i < kM; ++i) {
-        const float y = hsum_f(tot[q][i]);
-        a.y[i * a.ldy + r + q] = a.bias ? y + a.bias[r + q] : y;
-      }
+    gemv_store_rows<kR, kM>(a, r, tot);
   }
 }
 
@@ -496,21 +486,21 @@ void gemv4(const GemvArgs& a) {
   }
 }
 
-template <int kBits, int kMode, bool kShared, int kM>
+template <int kMode, bool kShared, int kM>
 void gemv_m(const GemvArgs& a) {
   constexpr int kR = kM <= 2 ? 4 : 2;
   const int64_t body = a.rows - a.rows % kR;
-  gemv_rows<kBits, kMode, kShared, kM, kR>(a, 0, body);
-  gemv_rows<kBits, kMode, kShared, kM, 1>(a, body, a.rows);
+  gemv_rows<kMode, kShared, kM, kR>(a, 0, body);
+  gemv_rows<kMode, kShared, kM, 1>(a, body, a.rows);
 }
 
-template <int kBits, int kMode, bool kShared>
+template <int kMode, bool kShared>
 void gemv_mode(const GemvArgs& a) {
   switch (a.m) {
-    case 1: return gemv_m<kBits, kMode, kShared, 1>(a);
-    case 2: return gemv_m<kBits, kMode, kShared, 2>(a);
-    case 3: return gemv_m<kBits, kMode, kShared, 3>(a);
-    default: return gemv_m<kBits, kMode, kShared, 4>(a);
+    case 1: return gemv_m<kMode, kShared, 1>(a);
+    case 2: return gemv_m<kMode, kShared, 2>(a);
+    case 3: return gemv_m<kMode, kShared, 3>(a);
+    default: return gemv_m<kMode, kShared, 4>(a);
   }
 }
 
@@ -519,9 +509,9 @@ void gemv_f32(const GemvArgs& a) {
   const bool shared = a.f.table_stride == 0;
   if (a.code_bits == 4) return shared ? gemv4<true>(a) : gemv4<false>(a);  // a 16-entry table
   if (a.f.kind == 0)  // fp8 bits through half precision: 3 e4m3 (bias 7), 2 e5m2
-    return a.f.bias == 7 ? gemv_mode<8, 3, true>(a) : gemv_mode<8, 2, true>(a);
-  if (a.f.ntable == 16) return shared ? gemv_mode<8, 0, true>(a) : gemv_mode<8, 0, false>(a);
-  return shared ? gemv_mode<8, 1, true>(a) : gemv_mode<8, 1, false>(a);
+    return a.f.bias == 7 ? gemv_mode<3, true>(a) : gemv_mode<2, true>(a);
+  if (a.f.ntable == 16) return shared ? gemv_mode<0, true>(a) : gemv_mode<0, false>(a);
+  return shared ? gemv_mode<1, true>(a) : gemv_mode<1, false>(a);
 }
 
 // gemv_panel_f32: each row's codes decoded W at a time by the gemv decoders and scaled (W codes
@@ -533,14 +523,14 @@ void panel_rows(const GemvArgs& a, int64_t r0, int nr, int64_t k0, int64_t kc, i
   const int64_t g = a.g >= a.k ? a.k : a.g;
   alignas(64) float buf[W];
   GemvDecoder dec;
-  dec.init(a, 0);
+  if (kMode < 2) dec.init(a, 0);
   for (int c = 0; c < nr; ++c) {
     const int64_t r = r0 + c;
     if (r >= a.rows) {
       for (int64_t kk = 0; kk < kc; ++kk) out[kk * ldo + c] = 0.0f;
       continue;
     }
-    if (!kShared) dec.init(a, r);
+    if (kMode < 2 && !kShared) dec.init(a, r);
     const uint8_t* w = a.w + r * a.ldw;
     const float scale_e4m3 = kMode == 3 ? 256.0f : 1.0f;  // fp8_f's e4m3 values are times 2^-8
     for (int64_t kk = 0; kk < kc; kk += W) {
